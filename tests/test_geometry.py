@@ -1,0 +1,69 @@
+"""Exact geometry equals a brute-force float64 computation, ties broken by lower id."""
+
+import numpy as np
+import pytest
+
+from conftest import brute_force_neighbors, toy_vectors
+from dpsanitize import geometry
+
+
+@pytest.mark.parametrize("integer", [False, True], ids=["floats", "integer-ties"])
+@pytest.mark.parametrize("margin", [0, 16])
+def test_knn_table_equals_brute_force(integer, margin):
+    vecs = np.unique(toy_vectors(260, 5, seed=3, integer=integer), axis=0)
+    vecs = vecs[np.random.default_rng(0).permutation(len(vecs))]
+    ref_ids, ref_d, _ = brute_force_neighbors(vecs, 24)
+    ids, d = geometry.knn_table(vecs, 24, margin=margin, chunk=64)
+    assert ids.dtype == np.int32 and d.dtype == np.float64
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-12)
+
+
+def test_knn_table_k_capped_by_vocabulary():
+    vecs = toy_vectors(10, 3, seed=2)
+    ids, d = geometry.knn_table(vecs, 64)
+    assert ids.shape == (10, 9)
+    ref_ids, _, _ = brute_force_neighbors(vecs, 9)
+    np.testing.assert_array_equal(ids, ref_ids)
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_max_distance_and_pair(integer):
+    vecs = np.unique(toy_vectors(300, 4, seed=5, integer=integer), axis=0)
+    _, _, full = brute_force_neighbors(vecs, 1)
+    d_max, (i, j) = geometry.max_distance(vecs, block=32)
+    assert d_max == pytest.approx(full.max(), rel=1e-14)
+    assert full[i, j] == pytest.approx(d_max, rel=1e-14) and i < j
+
+
+def test_row_neighbors_beyond_the_table():
+    vecs = np.unique(toy_vectors(200, 3, seed=7, integer=True), axis=0)
+    k = len(vecs) - 5  # far beyond any table
+    ref_ids, ref_d, _ = brute_force_neighbors(vecs, k)
+    for i in (0, 5, len(vecs) - 1):
+        ids, d = geometry.row_neighbors(vecs.astype(np.float64), i, k)
+        np.testing.assert_array_equal(ids, ref_ids[i])
+        np.testing.assert_allclose(d, ref_d[i], rtol=1e-12)
+
+
+def test_distance_rows_match_reference():
+    vecs = toy_vectors(120, 6, seed=9)
+    _, _, full = brute_force_neighbors(vecs, 1)
+    x = vecs.astype(np.float64)
+    rows = geometry.distance_rows(x, np.einsum("ij,ij->i", x, x), np.array([0, 7, 119]))
+    np.testing.assert_allclose(rows, full[[0, 7, 119]], atol=1e-9)
+    assert rows[0, 0] == 0.0 and rows[1, 7] == 0.0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_brute_force_nearest_exact_with_ties(k):
+    vecs = np.unique(toy_vectors(300, 4, seed=11, integer=True), axis=0)
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(400, 4)) * 2
+    y[:150] = np.round(y[:150] * 2) / 2  # half-integer points: exact distance ties
+    ids, d = geometry.BruteForce(vecs, block=37).nearest(y, k)
+    x = vecs.astype(np.float64)
+    full = np.sqrt(((y[:, None, :] - x[None]) ** 2).sum(-1))
+    ref = np.array([np.lexsort((np.arange(len(x)), full[r]))[:k] for r in range(len(y))])
+    np.testing.assert_array_equal(ids, ref)
+    np.testing.assert_allclose(d, np.take_along_axis(full, ref, 1), rtol=1e-12)
