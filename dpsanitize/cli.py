@@ -117,6 +117,76 @@ def cli():
     """
 
 
+def _finite_eps(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("must be a finite number greater than 0")
+    return value
+
+
+EPS_HELP = ("Privacy parameter PER WORD (metric mechanisms: per unit of Euclidean distance between "
+            "word vectors); a line of n words spends up to n times as much.")
+
+
+def mechanism_options(f):
+    """Options of particular mechanisms; each is refused by the mechanisms it does not apply to."""
+    options = [
+        click.option("--decoder", type=click.Choice(DECODERS),
+                     help="laplace, mahalanobis, vickrey: decode the noisy vector exactly (default) "
+                          "or with Annoy (approximate, post-processing)."),
+        click.option("--search-k", type=click.IntRange(min=1),
+                     help="Annoy search_k with --decoder annoy (default 10000)."),
+        click.option("--lam", type=click.FloatRange(0, 1),
+                     help="mahalanobis (and vickrey with --vickrey-base mahalanobis): weight of the "
+                          "covariance, in [0, 1]; default 0.2."),
+        click.option("--vickrey-t", type=click.FloatRange(0, 1),
+                     help="vickrey: threshold t in [0, 1]; default 0.5."),
+        click.option("--vickrey-base", type=click.Choice(["laplace", "mahalanobis"]),
+                     help="vickrey: the noise it builds on; default laplace."),
+        click.option("--tem-beta", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="tem: beta in (0, 1); default 0.001."),
+        click.option("--santext-sensitive", type=click.FloatRange(0, 1, min_open=True),
+                     help="santext+: fraction of W (least frequent) treated as sensitive, in (0, 1]; "
+                          "default 0.9."),
+        click.option("--santext-p", type=click.FloatRange(0, 1),
+                     help="santext+: probability that a non-sensitive word is resampled, in [0, 1]; "
+                          "default 0.3."),
+        click.option("--custext-k", type=click.IntRange(min=1),
+                     help="custext: group size K; default 20."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+MECH_OPTION_NAMES = ("decoder", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
+                     "santext_sensitive", "santext_p", "custext_k")
+
+
+def build_mechanism(mech: str, eps: float, store, options: dict):
+    """Construct the mechanism; parameter problems become usage errors (exit 2)."""
+    from .mechanisms import create
+
+    try:
+        return create(mech, epsilon=eps, store=store,
+                      **{k: options.get(k) for k in MECH_OPTION_NAMES})
+    except InvalidParameter as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def seed_option(f):
+    return click.option(
+        "--seed", type=click.IntRange(min=0), allow_from_autoenv=False,
+        help="Make the run reproducible (tests, audits). Anyone who knows the seed can undo the "
+             "noise: never use it for a real release. Not accepted from config files or the "
+             "environment.")(f)
+
+
+def warn_seed(seed) -> None:
+    if seed is not None:
+        log.warning("warning: --seed makes the noise reproducible; anyone who knows the seed can "
+                    "undo it. Do not publish output produced with --seed.")
+
+
 # --------------------------------------------------------------------------------------------
 # index
 
@@ -233,6 +303,115 @@ def neighbors(word, k, embeddings, embeddings_format, vocab_size, cache_dir, tre
         return
     for r in rows:
         click.echo(f"{r['distance']:10.6f}  {r['word']}")
+
+
+# --------------------------------------------------------------------------------------------
+# mechanisms, calibrate, audit
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list on stdout.")
+def mechanisms(as_json):
+    """List the mechanisms with their guarantees.
+
+    \b
+    Example:
+        dpsanitize mechanisms --json
+    """
+    from .mechanisms import mechanism_class
+
+    rows = [mechanism_class(name).describe() for name in MECHANISMS]
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']}\n  guarantee: {r['guarantee']}\n  unit: {r['unit']}\n"
+                   f"  reference: {r['reference']}")
+
+
+@cli.command()
+@click.option("--mech", type=click.Choice(list(MECHANISMS)), required=True,
+              help="Mechanism to calibrate.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), required=True,
+              callback=_finite_eps, help=EPS_HELP)
+@mechanism_options
+@embeddings_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@quiet_option
+def calibrate(mech, eps, embeddings, embeddings_format, vocab_size, cache_dir, trees, as_json,
+              quiet, **options):
+    """What a mechanism does at this epsilon (noise scale, floor, expected noise).
+
+    \b
+    Example:
+        dpsanitize calibrate --mech gumbel --eps 120 --json
+    """
+    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees)
+    mechanism = build_mechanism(mech, eps, store, options)
+    info = mechanism.calibration()
+    if as_json:
+        echo_json(info)
+        return
+    for key, value in info.items():
+        click.echo(f"{key:>20}: {value}")
+
+
+def _parse_words(words: str, vocab) -> list[int]:
+    ids = []
+    for n, raw in enumerate(words.split(","), start=1):
+        w = raw.strip()
+        i = vocab.id_of.get(w.lower() if vocab.lowercase else w)
+        if i is None:
+            raise click.BadParameter(f"word {n} of the list is not in the vocabulary",
+                                     param_hint="--words")
+        ids.append(i)
+    return ids
+
+
+@cli.command()
+@click.option("--mech", type=click.Choice(list(MECHANISMS)), required=True,
+              help="Mechanism to audit.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), required=True,
+              callback=_finite_eps, help=EPS_HELP)
+@click.option("--words", help="Comma-separated vocabulary words to audit.")
+@click.option("--sample", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Without --words: this many words spread evenly over the frequency ranks.")
+@click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Samples per word (m).")
+@mechanism_options
+@embeddings_options
+@seed_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@quiet_option
+def audit(mech, eps, words, sample, draws, embeddings, embeddings_format, vocab_size, cache_dir,
+          trees, seed, as_json, quiet, **options):
+    """Plausible deniability: N_w = Pr[M(w)=w] and S_w = distinct outputs in m draws.
+
+    \b
+    Example:
+        dpsanitize audit --mech gumbel --eps 120 --sample 50 --draws 1000
+    """
+    from .audit import audit_words, plausible_deniability, summarize
+    from .rng import make_rng
+
+    warn_seed(seed)
+    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees)
+    mechanism = build_mechanism(mech, eps, store, options)
+    ids = _parse_words(words, store.vocab) if words else audit_words(len(store.vocab), sample)
+    rows = plausible_deniability(mechanism, ids, draws, make_rng(seed))
+    for r in rows:
+        r["word"] = store.vocab.words[r.pop("id")]
+    result = {"mechanism": mech, "epsilon": eps, "draws": draws, **summarize(rows),
+              "unit": mechanism.unit, "rows": rows}
+    if as_json:
+        echo_json(result)
+        return
+    width = max(4, *(len(r["word"]) for r in rows))
+    click.echo(f"{'word':<{width}}  {'N_w':>7}  {'S_w':>6}")
+    for r in rows:
+        click.echo(f"{r['word']:<{width}}  {r['N_w']:7.4f}  {r['S_w']:6d}")
+    click.echo(f"{'mean':<{width}}  {result['mean_N_w']:7.4f}  {result['mean_S_w']:6.1f}"
+               f"   ({mech}, eps={eps:g} per word, {draws} draws per word)")
 
 
 # --------------------------------------------------------------------------------------------

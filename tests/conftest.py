@@ -124,3 +124,29 @@ def run_cli(runner, args, **kwargs):
 
 
 PYTHON = sys.executable
+
+
+STAT_COORDS = np.array([[0.0, 0.0], [0.9, 0.1], [0.2, 1.1], [1.7, 0.4], [-0.8, 0.6],
+                        [0.5, -1.3], [2.4, 1.9], [-1.6, -0.9], [1.1, 2.6], [-2.3, 1.7],
+                        [3.1, -0.6], [0.3, 0.45]], dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def stat_store(toy_dir, toy_cache):
+    """12 words in 2-D with distinct distances, for the statistical tests."""
+    path = write_glove(toy_dir / "stat.txt", toy_words(len(STAT_COORDS)), STAT_COORDS)
+    return open_index(path, vocab_size=0, cache_dir=toy_cache)
+
+
+@pytest.fixture(scope="session")
+def stat_store_narrow(toy_dir, toy_cache):
+    """The same words with a neighbour table of only 3 columns (exercises on-demand neighbours)."""
+    from dpsanitize.index import BuildParams
+
+    path = write_glove(toy_dir / "stat.txt", toy_words(len(STAT_COORDS)), STAT_COORDS)
+    return open_index(path, vocab_size=0, cache_dir=toy_cache, params=BuildParams(k_max=3))
+
+
+def full_distances(store) -> np.ndarray:
+    x = np.asarray(store.vocab.vectors, dtype=np.float64)
+    return np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))

@@ -26,3 +26,22 @@ def mechanism_class(name: str):
     """The class registered under ``name`` (KeyError for an unknown name)."""
     module, _, cls = MECHANISMS[name].partition(":")
     return getattr(import_module(f"{__name__}.{module}"), cls)
+
+
+def create(name: str, *, epsilon: float, store, **options):
+    """Instantiate mechanism ``name``; options it does not take are an InvalidParameter.
+
+    Options whose value is None are ignored (not given on the command line).
+    """
+    import inspect
+
+    from ..errors import InvalidParameter
+
+    cls = mechanism_class(name)
+    given = {k: v for k, v in options.items() if v is not None}
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = sorted(k for k in given if k not in accepted)
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise InvalidParameter(f"{flags} does not apply to --mech {name}")
+    return cls(epsilon=epsilon, store=store, **given)

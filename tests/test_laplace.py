@@ -1,0 +1,103 @@
+"""The multivariate Laplace mechanism against its specification (DESIGN 5.2)."""
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from dpsanitize.mechanisms.laplace import MultivariateLaplace, unit_directions
+from dpsanitize.rng import make_rng
+from stats import ALPHA, counts_of, describe, homogeneity
+
+EPS = 3.0  # noise norm n/eps = 0.67 on the 2-D toy vocabulary: outputs spread over neighbours
+
+
+def reference_sampler(w, x, eps, rng, draws):
+    """Per draw, from the formulas: radius = sum of n Exp(1/eps) (= Gamma(n, 1/eps)), direction a
+    normalised Gaussian, output the nearest word by a full scan (np.argmin: lowest id on ties)."""
+    n = x.shape[1]
+    out = np.empty(draws, dtype=np.int64)
+    for t in range(draws):
+        g = rng.normal(size=n)
+        y = x[w] + rng.exponential(1.0 / eps, n).sum() * g / np.linalg.norm(g)
+        out[t] = np.argmin(np.sqrt(((x - y) ** 2).sum(1)))
+    return out
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("decoder", ["exact", "annoy"])
+def test_output_distribution_matches_reference_sampler(stat_store, decoder):
+    """Two-sample chi-square, 100000 vs 40000 draws per word, alpha = 1e-6 per word."""
+    mech = MultivariateLaplace(epsilon=EPS, store=stat_store, decoder=decoder, search_k=10_000)
+    x = stat_store.x64
+    for w in (0, 6):
+        ours = counts_of(mech.perturb(np.full(100_000, w), make_rng(w)), 12)
+        ref = counts_of(reference_sampler(w, x, EPS, np.random.default_rng(w), 40_000), 12)
+        p = homogeneity(ours, ref)
+        assert p > ALPHA, describe(f"laplace ({decoder}) vs reference", p, ours)
+
+
+class PerCoordinateLaplace(MultivariateLaplace):
+    """Mutant: independent Laplace(1/eps) noise per coordinate (an L1 mechanism)."""
+
+    def noise(self, rng, n):
+        return rng.laplace(0.0, 1.0 / self.epsilon, (n, self.dim))
+
+
+class WrongShape(MultivariateLaplace):
+    """Mutant: Gamma(n - 1) radius."""
+
+    def noise(self, rng, n):
+        return unit_directions(rng, n, self.dim) * rng.gamma(self.dim - 1, 1 / self.epsilon, n)[:, None]
+
+
+class Unnormalised(MultivariateLaplace):
+    """Mutant: Gaussian direction not normalised to the unit sphere."""
+
+    def noise(self, rng, n):
+        return rng.standard_normal((n, self.dim)) * rng.gamma(self.dim, 1 / self.epsilon, n)[:, None]
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("mutant", [PerCoordinateLaplace, WrongShape, Unnormalised])
+def test_mutants_are_detected(stat_store, mutant):
+    mech = mutant(epsilon=EPS, store=stat_store)
+    ref = counts_of(reference_sampler(0, stat_store.x64, EPS, np.random.default_rng(0), 40_000), 12)
+    ours = counts_of(mech.perturb(np.full(100_000, 0), make_rng(3)), 12)
+    assert homogeneity(ours, ref) < ALPHA
+
+
+@pytest.mark.statistical
+def test_noise_norm_is_gamma_and_direction_uniform():
+    """KS tests (alpha = 1e-6): |z| ~ Gamma(n, 1/eps); each coordinate of v has the sphere's law."""
+    from scipy import stats
+
+    from types import SimpleNamespace
+
+    class FiveDimVocab(list):
+        dim = 5
+
+    store = SimpleNamespace(vocab=FiveDimVocab(["a", "b"]))  # all the constructor reads
+    mech = MultivariateLaplace(epsilon=2.0, store=store)
+    z = mech.noise(make_rng(4), 100_000)
+    norms = np.linalg.norm(z, axis=1)
+    assert stats.kstest(norms, stats.gamma(5, scale=0.5).cdf).pvalue > ALPHA
+    # first coordinate of a uniform direction in R^5: (v1 + 1) / 2 ~ Beta(2, 2)
+    v1 = z[:, 0] / norms
+    assert stats.kstest((v1 + 1) / 2, stats.beta(2, 2).cdf).pvalue > ALPHA
+
+
+def test_cli_calibrate_laplace(runner, stat_store):
+    import json
+
+    common = ["--embeddings", stat_store.vocab.source, "--vocab-size", "0",
+              "--cache-dir", stat_store.path.rsplit("/", 1)[0]]
+    result = run_cli(runner, ["calibrate", "--mech", "laplace", "--eps", "4", "--json", *common])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["epsilon"] == 4 and data["dim"] == 2 and data["expected_noise_norm"] == 0.5
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "inf", "nan", "abc"])
+def test_cli_rejects_bad_epsilon(runner, bad):
+    result = run_cli(runner, ["calibrate", "--mech", "laplace", "--eps", bad])
+    assert result.exit_code == 2 and "--eps" in result.stderr
