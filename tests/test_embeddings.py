@@ -34,8 +34,20 @@ def test_vocab_size_cut_and_duplicate_vectors_dropped(tmp_path, words_vecs):
     vecs[30] = vecs[3]         # beyond the cut: irrelevant
     path = write_glove(tmp_path / "e.txt", words, vecs)
     vocab, info = load_vocabulary(path, "auto", 20)
-    assert len(vocab) == 19 and info.dropped_duplicates == 1
-    assert words[7] not in vocab.id_of and vocab.words[:7] == words[:7]
+    assert len(vocab) == 20 and info.dropped_duplicates == 1
+    assert vocab.words == words[:7] + words[8:21]  # W: the first 20 usable rows
+
+
+def test_non_words_are_skipped_unless_asked(tmp_path, words_vecs):
+    words, vecs = words_vecs
+    words = list(words)
+    words[1], words[4], words[6] = ",", "u.s.", "don't"
+    path = write_glove(tmp_path / "e.txt", words, vecs)
+    vocab, info = load_vocabulary(path, "auto", 10)
+    assert "," not in vocab.id_of and "u.s." not in vocab.id_of and "don't" in vocab.id_of
+    assert len(vocab) == 10 and info.dropped_non_words == 2
+    everything, info = load_vocabulary(path, "auto", 10, words_only=False)
+    assert everything.words == words[:10] and info.dropped_non_words == 0
 
 
 def test_kv_is_never_auto_detected_but_loads_when_named(tmp_path, words_vecs):

@@ -187,11 +187,20 @@ def test_default_embeddings_index(runner, default_store, default_cache):
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["vocab_size"] == 100_000 and data["dim"] == 50
-    # the recorded pairs realise the recorded extremes
+    # the recorded pairs realise the recorded extremes ...
     x = default_store.x64
-    i, j = default_store.manifest["d_min_pair"]
-    assert np.sqrt(((x[i] - x[j]) ** 2).sum()) == pytest.approx(data["d_min"], rel=1e-12)
-    i, j = default_store.manifest["d_max_pair"]
-    assert np.sqrt(((x[i] - x[j]) ** 2).sum()) == pytest.approx(data["d_max"], rel=1e-12)
-    assert data["d_min"] == pytest.approx(0.351360507, rel=1e-8)
-    assert data["d_max"] == pytest.approx(21.10359744, rel=1e-8)
+    for key, value in (("d_min_pair", data["d_min"]), ("d_max_pair", data["d_max"])):
+        i, j = default_store.manifest[key]
+        assert np.sqrt(((x[i] - x[j]) ** 2).sum()) == pytest.approx(value, rel=1e-12)
+    # ... and an independent numpy scan of 500 sampled rows (plus the pairs' rows) stays inside
+    rows = np.concatenate([np.random.default_rng(0).choice(len(x), 500, replace=False),
+                           default_store.manifest["d_min_pair"], default_store.manifest["d_max_pair"]])
+    sq = (x * x).sum(1)
+    for block in np.array_split(rows, 10):
+        d = np.sqrt(np.maximum(sq[block, None] - 2 * x[block] @ x.T + sq[None, :], 0))
+        d[np.arange(len(block)), block] = np.inf
+        assert d.min() >= data["d_min"] * (1 - 1e-9)
+        d[np.arange(len(block)), block] = 0
+        assert d.max() <= data["d_max"] * (1 + 1e-9)
+    floor = (3 + 2 * (1 + np.log(100_000))) / data["d_min"]
+    assert 75 < floor < 85  # "about 80" for the default vocabulary

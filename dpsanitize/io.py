@@ -1,0 +1,194 @@
+"""Opening input, writing output atomically, and run locks.
+
+The output goes to a temporary file beside the target (mode 0600), is fsynced, and only then
+renamed over the target: a failed or interrupted run leaves no partial output, and an existing
+output is always a complete one. ``-`` means stdin / stdout.
+
+Example::
+
+    with output_lock("out.txt"), atomic_output("out.txt", force=False) as out:
+        out.write(b"sanitized\\n")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+import tempfile
+
+from .errors import Busy, MissingInputError, OutputError, WriteError
+
+TEMP_SUFFIX = ".dpsanitize-tmp"
+
+
+def open_input(path: str):
+    """A binary file object for ``path`` (``-`` = stdin); MissingInputError (66) if unreadable."""
+    if path == "-":
+        return sys.stdin.buffer
+    if os.path.isdir(path):
+        raise MissingInputError(f"input is a directory, not a file: {path}")
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise MissingInputError(f"input file not found: {path}") from None
+    except OSError as exc:
+        raise MissingInputError(f"cannot open input {path} ({exc.strerror})") from None
+
+
+def input_size(f) -> int | None:
+    """Size in bytes of a regular input file, else None (pipes, terminals)."""
+    try:
+        st = os.fstat(f.fileno())
+    except (OSError, ValueError):
+        return None
+    import stat
+
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+class _Output:
+    """A binary writer that turns OSError into WriteError (74); BrokenPipeError passes through."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._f.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise WriteError(f"cannot write the output ({exc.strerror or 'I/O error'})") from None
+
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise WriteError(f"cannot write the output ({exc.strerror or 'I/O error'})") from None
+
+
+def check_output_path(path: str, force: bool) -> str:
+    """Resolve the target; refuse an existing output without --force, or a directory."""
+    target = os.path.realpath(path)  # keep a symlink pointing at the new file
+    if os.path.isdir(target):
+        raise OutputError(f"output is a directory: {path}")
+    if os.path.lexists(target) and not force:
+        raise OutputError(f"output exists: {path}; use --force to replace it (sanitizing the same "
+                          f"text again is a second release: the privacy loss adds up)")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, *, force: bool = False):
+    """Yield a writer; publish the data at ``path`` only if the block completes."""
+    if path == "-":
+        out = _Output(sys.stdout.buffer)
+        yield out
+        out.flush()
+        return
+    target = check_output_path(path, force)
+    directory = os.path.dirname(target) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=TEMP_SUFFIX,
+                                   dir=directory)
+    except FileNotFoundError:
+        raise OutputError(f"output folder does not exist: {os.path.dirname(path) or '.'}") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create the output in {os.path.dirname(path) or '.'} "
+                          f"({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            out = _Output(f)
+            yield out
+            out.flush()
+            try:
+                os.fsync(f.fileno())
+            except OSError as exc:
+                raise WriteError(f"cannot write the output ({exc.strerror})") from None
+        try:
+            _publish(tmp, target, force)
+        except FileExistsError:
+            raise OutputError(f"output appeared while running: {path}; not replaced") from None
+        except OSError as exc:
+            raise OutputError(f"cannot move the output into place ({exc.strerror})") from None
+        _fsync_dir(directory)
+    except BaseException:  # includes KeyboardInterrupt and SystemExit from signals
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _publish(tmp: str, target: str, force: bool) -> None:
+    if force:
+        os.replace(tmp, target)
+        return
+    try:  # a hard link never replaces a file that appeared while we ran
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.replace(tmp, target)
+    else:
+        os.unlink(tmp)
+
+
+def _fsync_dir(directory: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def default_lock_path(output: str) -> str | None:
+    """The lock that guards an output file (None for stdout)."""
+    if output == "-":
+        return None
+    target = os.path.realpath(output)
+    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.lock")
+
+
+@contextlib.contextmanager
+def output_lock(lock_path: str | None):
+    """Hold an exclusive, non-blocking lock; Busy (75) if another run holds it.
+
+    The lock file is removed on release. A run that opened the file just before it was removed
+    notices (the path no longer names the file it locked) and tries again.
+    """
+    import fcntl
+
+    if lock_path is None:
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise OutputError(f"lock folder does not exist: {os.path.dirname(lock_path)}") from None
+            raise OutputError(f"cannot create the lock file {lock_path} ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Busy(f"another dpsanitize run holds the lock {lock_path}; try again later") from None
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+        os.close(fd)

@@ -1,0 +1,238 @@
+"""Stream text through a mechanism in batches; count what happened (never what was said).
+
+Example::
+
+    s = Sanitizer("gumbel", 120.0)                      # default embeddings, OS entropy
+    s.sanitize_text("Call me Ishmael.\\n")
+    with open("in.txt", "rb") as src, open("out.txt", "wb") as dst:
+        s.sanitize_stream(src, dst)
+    s.report()["counts"]
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from dataclasses import asdict, dataclass
+from itertools import repeat
+
+import numpy as np
+
+from . import text as tx
+from .errors import InputDataError, InvalidParameter
+
+DEFAULT_MAX_LINE_BYTES = 10 << 20
+BLOCK_BYTES = 1 << 20
+
+
+@dataclass
+class Counters:
+    """What a run did, in counts only."""
+
+    lines: int = 0
+    words: int = 0
+    perturbed: int = 0
+    unchanged: int = 0
+    oov: int = 0
+    max_words_per_line: int = 0
+    bytes: int = 0
+
+
+class Sanitizer:
+    """A mechanism, its vocabulary and a random generator, ready to rewrite text.
+
+    Parameters
+    ----------
+    mech : str or Mechanism
+        Registered mechanism name (``dpsanitize mechanisms``), or a constructed mechanism.
+    epsilon : float
+        Privacy parameter per word (see the mechanism's unit).
+    store : IndexStore, optional
+        An opened index; otherwise one is opened from ``embeddings`` / ``vocab_size`` /
+        ``cache_dir`` / ``trees`` (default embeddings when ``embeddings`` is None).
+    oov : {"mask", "random", "keep"}
+        Out-of-vocabulary words: a placeholder, a uniform vocabulary word, or kept (leaks them).
+    seed : int, optional
+        Reproducible noise (tests, audits only). None draws the seed from the OS.
+    mechanism_options
+        Passed to the mechanism (e.g. ``decoder="annoy"``, ``lam=0.3``).
+    """
+
+    def __init__(self, mech="gumbel", epsilon: float | None = None, *, store=None,
+                 embeddings: str | None = None, embeddings_format: str = "auto",
+                 vocab_size: int = 100_000, cache_dir: str | None = None, trees: int = 50,
+                 words_only: bool = True, oov: str = "mask", oov_token: str = "<unk>",
+                 seed: int | None = None,
+                 rng: np.random.Generator | None = None, bit_generator: str = "aes",
+                 progress: bool | None = None, **mechanism_options):
+        from .mechanisms import create
+        from .rng import make_rng
+
+        if oov not in tx.OOV_POLICIES:
+            raise InvalidParameter(f"oov must be one of {', '.join(tx.OOV_POLICIES)}")
+        if "\n" in oov_token or "\r" in oov_token:
+            raise InvalidParameter("the OOV placeholder must not contain line breaks")
+        if not isinstance(mech, str):  # an already constructed mechanism
+            self.mechanism, store = mech, mech.store
+        else:
+            if store is None:
+                from .index import BuildParams, open_index
+
+                store = open_index(embeddings, embeddings_format, vocab_size, cache_dir=cache_dir,
+                                   params=BuildParams(trees=trees), progress=progress,
+                                   words_only=words_only)
+            self.mechanism = create(mech, epsilon=epsilon, store=store, **mechanism_options)
+        self.store = store
+        self.rng = rng if rng is not None else make_rng(seed, bit_generator=bit_generator)
+        self.oov, self.oov_token = oov, oov_token
+        self.counters = Counters()
+        self._words = store.vocab.words
+        self._lookup = store.vocab.id_of.get
+        self._fold = store.vocab.lowercase
+        self._started = time.perf_counter()
+
+    def __repr__(self) -> str:
+        return f"Sanitizer({self.mechanism!r}, oov={self.oov!r})"
+
+    # ---------------------------------------------------------------------------------------
+
+    def sanitize_text(self, text: str) -> str:
+        """Rewrite the words of ``text`` (any number of whole lines); the rest is kept."""
+        parts = tx.split(text)
+        words = parts[1::2]
+        c = self.counters
+        c.lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        n = len(words)
+        if n == 0:
+            return text
+        keys = list(map(str.lower, words)) if self._fold else words
+        ids = np.fromiter(map(self._lookup, keys, repeat(-1)), dtype=np.int64, count=n)
+        known = np.flatnonzero(ids >= 0)
+        out = self.mechanism.perturb(ids[known], self.rng)
+        same = int(np.count_nonzero(out == ids[known]))
+        c.words += n
+        c.unchanged += same
+        c.perturbed += len(known) - same
+        c.oov += n - len(known)
+        c.max_words_per_line = max(c.max_words_per_line, _max_words_per_line(parts[0::2]))
+
+        new = np.empty(n, dtype=object)
+        new[known] = list(map(self._words.__getitem__, out.tolist()))
+        if len(known) < n:
+            unknown = np.flatnonzero(ids < 0)
+            if self.oov == "mask":
+                new[unknown] = self.oov_token
+            elif self.oov == "random":
+                picks = self.rng.integers(0, len(self._words), len(unknown))
+                new[unknown] = list(map(self._words.__getitem__, picks.tolist()))
+            else:  # keep
+                new[unknown] = [words[j] for j in unknown.tolist()]
+        if self._fold:
+            cased = np.flatnonzero(np.fromiter(map(operator.ne, words, keys), dtype=bool, count=n))
+            for j in cased.tolist():
+                if not (self.oov == "mask" and ids[j] < 0):
+                    new[j] = tx.apply_shape(new[j], tx.shape_of(words[j]))
+        parts[1::2] = new.tolist()
+        return tx.join(parts)
+
+    def sanitize_lines(self, lines: list[str]) -> list[str]:
+        """Convenience for notebooks and Dask: one output string per input string."""
+        return [self.sanitize_text(line) for line in lines]
+
+    def sanitize_stream(self, src, dst, *, encoding: str = "utf-8",
+                        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, progress=None) -> Counters:
+        """Read bytes from ``src``, write sanitized bytes to ``dst``, line structure intact.
+
+        ``progress`` is called with each chunk's byte and line counts.
+        """
+        for first_line, chunk in read_chunks(src, max_line_bytes):
+            try:
+                decoded = chunk.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise InputDataError(_decode_error(chunk, exc, first_line, encoding)) from None
+            dst.write(self.sanitize_text(decoded).encode(encoding, errors="replace"))
+            self.counters.bytes += len(chunk)
+            if progress is not None:
+                progress(len(chunk), chunk.count(b"\n"))
+        return self.counters
+
+    # ---------------------------------------------------------------------------------------
+
+    def report(self) -> dict:
+        """Counts, privacy statement and vocabulary identity (no text, no seed)."""
+        elapsed = time.perf_counter() - self._started
+        c = asdict(self.counters)
+        statement = self.mechanism.privacy_statement()
+        return {
+            "mechanism": self.mechanism.name, "epsilon": self.mechanism.epsilon,
+            "epsilon_unit": self.mechanism.unit,
+            "vocabulary": {"fingerprint": self.store.manifest["vocab_fingerprint"],
+                           "index": self.store.manifest["key"], "size": len(self.store.vocab),
+                           "dim": self.store.vocab.dim, "source": self.store.manifest["source"]},
+            "oov_policy": self.oov, "counts": c,
+            "elapsed_seconds": round(elapsed, 3),
+            "words_per_second": round(c["words"] / elapsed) if elapsed > 0 else None,
+            "privacy": statement,
+            "per_line_bound": _per_line_bound(self.mechanism, c["max_words_per_line"],
+                                              self.store.d_max),
+        }
+
+
+def _max_words_per_line(separators: list[str]) -> int:
+    """Most words on one line, from the separators around the words (newlines live there)."""
+    if len(separators) < 2:
+        return 0
+    breaks = np.fromiter(map(str.count, separators[:-1], repeat("\n")), dtype=np.int64,
+                         count=len(separators) - 1)
+    line_of_word = np.cumsum(breaks)
+    return int(np.bincount(line_of_word).max())
+
+
+def _per_line_bound(mech, max_words: int, d_max: float) -> dict:
+    """The worst case over this run's lines of the per-line composition bound."""
+    if mech.metric:
+        return {"rule": "exp(eps * sum_i d(w_i, w'_i)) for two lines differing word for word",
+                "max_words_per_line": max_words,
+                "worst_case_log_ratio": mech.epsilon * max_words * d_max,
+                "note": "worst case: every word replaced by the farthest word (distance d_max)"}
+    return {"rule": "exp(eps * k) for two lines differing in k positions", "max_words_per_line":
+            max_words, "worst_case_log_ratio": mech.epsilon * max_words}
+
+
+def read_chunks(src, max_line_bytes: int, block: int = BLOCK_BYTES):
+    """Yield ``(first_line_number, bytes)`` holding whole lines (the last may lack a newline)."""
+    pending = b""
+    line_no = 1
+    while True:
+        data = src.read(block)
+        if not data:
+            if pending:
+                if len(pending) > max_line_bytes:
+                    raise InputDataError(f"line {line_no}: longer than --max-line-bytes "
+                                         f"({max_line_bytes} bytes)")
+                yield line_no, pending
+            return
+        buf = pending + data if pending else data
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            pending = buf
+            if len(pending) > max_line_bytes:
+                raise InputDataError(f"line {line_no}: longer than --max-line-bytes "
+                                     f"({max_line_bytes} bytes)")
+            continue
+        chunk, pending = buf[:cut], buf[cut:]
+        if len(chunk) > max_line_bytes:
+            lengths = [len(x) for x in chunk.split(b"\n")[:-1]]
+            for k, length in enumerate(lengths):
+                if length > max_line_bytes:
+                    raise InputDataError(f"line {line_no + k}: longer than --max-line-bytes "
+                                         f"({max_line_bytes} bytes)")
+        yield line_no, chunk
+        line_no += chunk.count(b"\n")
+
+
+def _decode_error(chunk: bytes, exc: UnicodeDecodeError, first_line: int, encoding: str) -> str:
+    start = exc.start
+    line = first_line + chunk.count(b"\n", 0, start)
+    offset = start - (chunk.rfind(b"\n", 0, start) + 1)
+    return f"line {line}: not valid {encoding} at byte offset {offset}"

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""End-to-end throughput of `dpsanitize run` (file to file, warm cache), per mechanism.
+
+Generates an English-like file of about --tokens word tokens (GloVe vocabulary words drawn with
+Zipf frequencies, sentence case, punctuation, 8-30 words a line, a few out-of-vocabulary names),
+then for each mechanism times `dpsanitize run` in a fresh process (best of --repeat) and reports
+tokens/s, start-up time (same command on an empty file) and peak memory. The floor is a plain
+Python loop that tokenizes the same file and writes it back unchanged.
+
+    python scripts/bench.py [--tokens 1000000] [--mechs gumbel,laplace] [--eps gumbel=120,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+DEFAULT_EPS = {"gumbel": 120, "laplace": 20, "mahalanobis": 20, "vickrey": 20, "tem": 10,
+               "santext": 10, "santext+": 10, "custext": 10}
+
+
+def generate(path: str, tokens: int, seed: int = 0) -> int:
+    import numpy as np
+
+    from dpsanitize.embeddings import load_vocabulary
+
+    vocab, _ = load_vocabulary(None, "auto", 100_000)
+    alpha = [i for i, w in enumerate(vocab.words) if re.fullmatch(r"[a-z]+(?:'[a-z]+)?", w)]
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, len(alpha) + 1)
+    p = 1.0 / ranks
+    p /= p.sum()
+    draws = rng.choice(len(alpha), tokens, p=p)
+    names = ["Zorvex", "Quillan", "Brightwater-7", "id_4417", "Marchetti"]
+    written = 0
+    with open(path, "w", encoding="utf-8") as f:
+        pos = 0
+        while pos < tokens:
+            n = int(rng.integers(8, 31))
+            words = [vocab.words[alpha[i]] for i in draws[pos:pos + n]]
+            if rng.random() < 0.3:
+                words[int(rng.integers(len(words)))] = names[int(rng.integers(len(names)))]
+            words[0] = words[0].capitalize()
+            line = " ".join(words)
+            line = re.sub(r" (\w+) ", lambda m: f" {m.group(1)}, " if rng.random() < 0.05 else m.group(0), line)
+            f.write(line + ".\n")
+            pos += n
+            written += len(words)
+    return written
+
+
+def baseline(path: str, out: str) -> float:
+    """A plain Python loop: tokenize and rewrite unchanged (the floor for this design)."""
+    word = re.compile(r"([^\W_]+(?:['’][^\W_]+)*)")
+    t = time.perf_counter()
+    with open(path, "rb") as src, open(out, "wb") as dst:
+        for line in src:
+            parts = word.split(line.decode("utf-8"))
+            parts[1::2] = [w for w in parts[1::2]]
+            dst.write("".join(parts).encode("utf-8"))
+    return time.perf_counter() - t
+
+
+def timed_run(args: list[str]) -> tuple[float, float]:
+    """Wall time and peak RSS (MiB) of one child process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "dpsanitize", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"dpsanitize {' '.join(args)} exited {proc.returncode}")
+    return time.perf_counter() - t, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=1_000_000)
+    ap.add_argument("--mechs", default="gumbel,laplace")
+    ap.add_argument("--eps", default="", help="overrides, e.g. gumbel=150,laplace=30")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cache-dir", default=None, help="default: a warm temporary cache")
+    args = ap.parse_args()
+    eps = dict(DEFAULT_EPS)
+    for item in filter(None, args.eps.split(",")):
+        k, v = item.split("=")
+        eps[k] = float(v)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache_dir or os.path.join(tmp, "cache")
+        src = os.path.join(tmp, "in.txt")
+        n = generate(src, args.tokens)
+        size = os.path.getsize(src)
+        print(f"data: generated English-like text, {n:,} word tokens, {size / 1e6:.1f} MB")
+        empty = os.path.join(tmp, "empty.txt")
+        open(empty, "w").close()
+        base = min(baseline(src, os.path.join(tmp, "base.txt")) for _ in range(args.repeat))
+        print(f"{'plain Python tokenize+rewrite loop':<40} {n / base:>12,.0f} tokens/s")
+        subprocess.run([sys.executable, "-m", "dpsanitize", "index", "build", "--cache-dir", cache,
+                        "-q"], check=True)
+        for mech in args.mechs.split(","):
+            common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
+                      "--force"]
+            startup = min(timed_run(["run", *common, empty, os.path.join(tmp, "o0")])[0]
+                          for _ in range(args.repeat))
+            runs = [timed_run(["run", *common, src, os.path.join(tmp, "o1")])
+                    for _ in range(args.repeat)]
+            best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
+            print(f"{'dpsanitize run --mech ' + mech + ' --eps ' + str(eps[mech]):<40} "
+                  f"{n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
+                  f"{startup:.2f} s; peak RSS {peak:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
