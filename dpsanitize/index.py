@@ -126,6 +126,32 @@ class IndexStore:
         index.load(os.path.join(self.path, "annoy.ann"))  # memory-mapped by annoy
         return index
 
+    def derived(self, name: str, compute, valid=lambda arrays: True) -> dict:
+        """Arrays computed once from this entry's public data and cached beside it.
+
+        ``compute()`` returns a dict of arrays; a cached copy that fails to load or fails
+        ``valid`` is recomputed and replaced.
+        """
+        path = os.path.join(os.path.dirname(self.path), "derived",
+                            f"{self.manifest['key'][:32]}-{name}.npz")
+        with contextlib.suppress(Exception):
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            if valid(arrays):
+                return arrays
+        arrays = compute()
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, **arrays)
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return arrays
+
     def neighbors(self, i: int, k: int):
         """Exact k nearest other words of word ``i``: ``(ids, dists)`` nearest first."""
         if k <= self.k_max:

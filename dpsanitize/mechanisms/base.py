@@ -98,7 +98,8 @@ class Mechanism(abc.ABC):
                     f"are distinguishable by at most a factor exp({eps} * sum_i d(w_i, w'_i))")
         else:
             line = (f"two lines of n in-vocabulary words are distinguishable by at most a factor "
-                    f"exp({eps} * k), k the number of positions that differ")
+                    f"exp({eps} * k), k the number of positions that differ, provided every "
+                    f"differing pair of words shares a group (otherwise there is no bound)")
         return {
             "mechanism": self.name, "epsilon": self.epsilon, "unit": self.unit,
             "guarantee": self.guarantee.format(eps=eps), "per_line_composition": line,

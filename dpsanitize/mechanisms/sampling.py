@@ -1,0 +1,171 @@
+"""Exact sampling from exponential-mechanism rows over the whole vocabulary, without |W|^2 memory.
+
+Draws y with probability proportional to ``exp(-eps/2 * min(d(w, y), clip))`` over the columns
+``y >= first`` of W (SanText: clip = inf; TEM: clip = gamma; SanText+: first = start of the
+sensitive set). Two exact methods (the output distribution is the same either way, so which one
+served a draw reveals nothing):
+
+* **rejection** from an envelope built on the exact neighbour table: the near words (the word and
+  its K nearest) get their exact weights; every other word is at distance >= d_K(w), so
+  ``exp(-eps/2 * min(d_K, clip))`` bounds its weight. A proposal from the envelope is accepted
+  with probability (true weight / envelope weight); accepted draws follow the target exactly.
+  Cost: a few distance evaluations per draw.
+* **full row**: a draw still rejected after ``max_rounds`` proposals (a loose envelope) is
+  replaced by a fresh draw from the word's full row of distances (one matrix product, inverse
+  CDF); rows are cached within a memory budget. Accepted proposals follow the target whatever
+  the round they come in, so the mixture stays exact.
+
+Example::
+
+    sampler = ExpSampler(store, epsilon=4.0)
+    out = sampler.sample(ids, rng)
+    p = sampler.probabilities(ids[0])
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..geometry import dist64
+from .base import open_uniform
+
+
+class ExpSampler:
+    """Pr[y | w] proportional to exp(-epsilon/2 * min(d(w,y), clip)) for y in W[first:]."""
+
+    def __init__(self, store, epsilon: float, *, clip: float = np.inf, first: int = 0,
+                 max_rounds: int = 48, cache_bytes: int = 128 << 20, row_block: int = 32):
+        self.store = store
+        self.half_eps = epsilon / 2.0
+        self.clip = clip
+        self.first = first
+        self.max_rounds = max_rounds
+        self.n = len(store.vocab)
+        self._row_block = row_block
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_rows = max(1, cache_bytes // (8 * (self.n - first)))
+
+    # -- exact distribution (tests, audits) -------------------------------------------------
+
+    def probabilities(self, i: int) -> np.ndarray:
+        """Pr[y | i] over all of W (zero before ``first``)."""
+        d = self.store.rows([i])[0]
+        p = np.zeros(self.n)
+        logw = -self.half_eps * np.minimum(d[self.first:], self.clip)
+        w = np.exp(logw - logw.max())
+        p[self.first:] = w / w.sum()
+        return p
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    def sample(self, ids: np.ndarray, rng: np.random.Generator, chunk: int = 16384) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) <= chunk:
+            return self._sample(ids, rng)
+        return np.concatenate([self._sample(ids[s:s + chunk], rng)
+                               for s in range(0, len(ids), chunk)])
+
+    def _sample(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if len(ids) == 0:
+            return ids.copy()
+        near, logw, far_logw = self._envelope(ids)
+        shift = np.maximum(logw.max(axis=1), far_logw)
+        w_near = np.exp(logw - shift[:, None])           # 0 where masked (logw = -inf)
+        z_near = w_near.sum(axis=1)
+        z_env = z_near + (self.n - self.first) * np.exp(far_logw - shift)
+        out, pending = self._rejection(ids, near, w_near, z_near, z_env, far_logw - shift,
+                                       shift, rng)
+        if len(pending):  # still rejected after max_rounds: a fresh exact draw from the row
+            out[pending] = self._by_rows(ids[pending], rng)
+        return out
+
+    def _envelope(self, ids):
+        """Near candidates (masked to the allowed columns), their log weights, the far bound.
+
+        The far branch proposes uniformly over all allowed columns and rejects near words, so
+        its envelope mass is (allowed columns) x bound.
+        """
+        store = self.store
+        k = store.k_max
+        near = np.empty((len(ids), k + 1), dtype=np.int64)
+        near[:, 0] = ids
+        near[:, 1:] = store.nbr_ids[ids]
+        d = np.zeros((len(ids), k + 1))
+        d[:, 1:] = store.nbr_dist[ids]
+        logw = np.where(near >= self.first, -self.half_eps * np.minimum(d, self.clip), -np.inf)
+        if store.table_is_complete:
+            far_logw = np.full(len(ids), -np.inf)
+        else:
+            far_logw = -self.half_eps * np.minimum(d[:, -1], self.clip)
+        return near, logw, far_logw
+
+    def _rejection(self, ids, near, w_near, z_near, z_env, far_logw_shifted, shift, rng):
+        """Envelope rejection for up to ``max_rounds`` rounds; returns (out, still pending).
+
+        Accepted values follow the target whatever the round, so handing the rest to an
+        exact row draw keeps the output distribution exact.
+        """
+        out = np.empty(len(ids), dtype=np.int64)
+        cum = np.cumsum(w_near, axis=1)
+        pending = np.arange(len(ids))
+        x = self.store.vocab.vectors
+        for _ in range(self.max_rounds):
+            if not len(pending):
+                break
+            u = open_uniform(rng, len(pending)) * z_env[pending]
+            take_near = u < z_near[pending]
+            if take_near.any():
+                p = pending[take_near]
+                col = (cum[p] <= u[take_near, None]).sum(axis=1)
+                out[p] = near[p, np.minimum(col, near.shape[1] - 1)]
+            p = pending[~take_near]
+            y = rng.integers(self.first, self.n, len(p))
+            fresh = ~(near[p] == y[:, None]).any(axis=1)  # near words come from the near branch
+            d = dist64(x[ids[p]], x[y])
+            logw = -self.half_eps * np.minimum(d, self.clip) - shift[p]
+            accept = fresh & (open_uniform(rng, len(p)) < np.exp(logw - far_logw_shifted[p]))
+            out[p[accept]] = y[accept]
+            pending = p[~accept]
+        return out, pending
+
+    def _by_rows(self, ids, rng):
+        """Inverse-CDF sampling from full rows, one row per distinct word, bounded memory."""
+        out = np.empty(len(ids), dtype=np.int64)
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+        u = open_uniform(rng, len(ids))
+
+        def draw(j, cdf):
+            pos = order[bounds[j]:bounds[j + 1]]
+            out[pos] = self.first + np.searchsorted(cdf, u[pos] * cdf[-1], side="right")
+
+        todo = []
+        for j, w in enumerate(uniq.tolist()):
+            if w in self._cache:
+                self._cache.move_to_end(w)
+                draw(j, self._cache[w])
+            else:
+                todo.append(j)
+        for s in range(0, len(todo), self._row_block):
+            block = todo[s:s + self._row_block]
+            cdfs = self._cdf_rows(uniq[block])
+            for j, cdf in zip(block, cdfs):
+                draw(j, cdf)
+                self._remember(int(uniq[j]), cdf.copy())
+        return np.minimum(out, self.n - 1)
+
+    def _cdf_rows(self, words: np.ndarray) -> np.ndarray:
+        """Unnormalised cumulative weights over the allowed columns, one row per word."""
+        d = self.store.rows(words)[:, self.first:]
+        logw = -self.half_eps * np.minimum(d, self.clip)
+        logw -= logw.max(axis=1, keepdims=True)
+        np.exp(logw, out=logw)
+        return np.cumsum(logw, axis=1, out=logw)
+
+    def _remember(self, w: int, cdf: np.ndarray) -> None:
+        self._cache[w] = cdf
+        while len(self._cache) > self._cache_rows:
+            self._cache.popitem(last=False)

@@ -1,0 +1,94 @@
+"""SanText and SanText+: the exponential mechanism over the whole vocabulary.
+
+SanText outputs y with probability proportional to exp(-eps d(w, y) / 2) over all of W.
+SanText+ splits W by public frequency rank: the least frequent fraction s is *sensitive*. A
+sensitive word is resampled from the sensitive set (probability proportional to
+exp(-eps d / 2) over that set); a non-sensitive word is kept with probability 1 - p and otherwise
+resampled in the same way. Sampling is exact and never holds a |W| x |W| matrix (see
+:mod:`.sampling`).
+
+Example::
+
+    SanText(epsilon=4.0, store=store).perturb(ids, rng)
+    SanTextPlus(epsilon=4.0, store=store, santext_sensitive=0.9, santext_p=0.3)
+
+References
+----------
+Yue, Du, Wang, Li, Sun, Chow. "Differential privacy for text analytics via natural text
+sanitization." Findings of ACL 2021, Section 3 (SanText, Eq. 1) and 4 (SanText+).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InvalidParameter
+from .base import Mechanism, check_range
+from .sampling import ExpSampler
+
+
+class SanText(Mechanism):
+    """Exponential mechanism with utility -d(w, y) over all of W, exact sampling."""
+
+    name = "santext"
+    reference = "Yue et al., Findings of ACL 2021 (SanText)"
+
+    def __init__(self, *, epsilon: float, store):
+        super().__init__(epsilon=epsilon, store=store)
+        self.sampler = ExpSampler(store, self.epsilon)
+
+    def perturb(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.sampler.sample(np.asarray(ids, dtype=np.int64), rng)
+
+    def probabilities(self, i: int) -> np.ndarray:
+        return self.sampler.probabilities(i)
+
+
+class SanTextPlus(Mechanism):
+    """SanText restricted to a public sensitive set, with non-sensitive words mostly kept.
+
+    Parameters
+    ----------
+    santext_sensitive : float in (0, 1]
+        Fraction of W, the least frequent words, treated as sensitive.
+    santext_p : float in [0, 1]
+        Probability that a non-sensitive word is resampled (else it is kept).
+    """
+
+    name = "santext+"
+    guarantee = ("{eps}-metric-DP between two sensitive words (Euclidean distance); an output in "
+                 "the sensitive set bounds a non-sensitive and a sensitive input by "
+                 "exp({eps}*d + ln(1/p)); a non-sensitive word is released unchanged with "
+                 "probability 1-p, so non-sensitive words carry no guarantee of their own")
+    reference = "Yue et al., Findings of ACL 2021 (SanText+)"
+
+    def __init__(self, *, epsilon: float, store, santext_sensitive: float = 0.9,
+                 santext_p: float = 0.3):
+        super().__init__(epsilon=epsilon, store=store)
+        self.sensitive = check_range("--santext-sensitive", santext_sensitive, 0.0, 1.0,
+                                     open_low=True)
+        self.p = check_range("--santext-p", santext_p, 0.0, 1.0)
+        n_sensitive = int(round(self.sensitive * self.vocab_size))
+        if n_sensitive < 1:
+            raise InvalidParameter("--santext-sensitive leaves no sensitive word; raise it")
+        self.first_sensitive = self.vocab_size - n_sensitive
+        self.sampler = ExpSampler(store, self.epsilon, first=self.first_sensitive)
+
+    def params(self) -> dict:
+        return {"sensitive_fraction": self.sensitive, "p": self.p,
+                "first_sensitive_rank": self.first_sensitive}
+
+    def perturb(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        resample = (ids >= self.first_sensitive) | (rng.random(len(ids)) < self.p)
+        out = ids.copy()
+        out[resample] = self.sampler.sample(ids[resample], rng)
+        return out
+
+    def probabilities(self, i: int) -> np.ndarray:
+        q = self.sampler.probabilities(i)
+        if i >= self.first_sensitive:
+            return q
+        p = self.p * q
+        p[i] += 1.0 - self.p
+        return p

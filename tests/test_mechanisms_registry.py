@@ -1,0 +1,69 @@
+"""The registry, option routing, and the `mechanisms` / `calibrate` / `audit` commands."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from dpsanitize.audit import audit_words, plausible_deniability
+from dpsanitize.errors import InvalidParameter
+from dpsanitize.mechanisms import MECHANISMS, create, mechanism_class
+from dpsanitize.rng import make_rng
+
+ALL = ["gumbel", "laplace", "mahalanobis", "vickrey", "tem", "santext", "santext+", "custext"]
+EPS = {"gumbel": 400.0}
+
+
+def test_mechanisms_json_lists_all_eight(runner):
+    result = run_cli(runner, ["mechanisms", "--json"])
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == ALL == list(MECHANISMS)
+    for r in rows:
+        assert r["guarantee"] and r["unit"] and r["reference"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_mechanism_runs_validates_and_states(stat_store, name):
+    mech = create(name, epsilon=EPS.get(name, 3.0), store=stat_store)
+    out = mech.perturb(np.arange(12).repeat(10), make_rng(0))
+    assert out.shape == (120,) and out.min() >= 0 and out.max() < 12
+    assert mech.perturb(np.array([], dtype=np.int64), make_rng(0)).shape == (0,)
+    statement = mech.privacy_statement()
+    assert statement["mechanism"] == name and "per word" in statement["unit"]
+    assert repr(mech).startswith(type(mech).__name__ + "(epsilon=")
+    assert mech.calibration()["epsilon"] == EPS.get(name, 3.0)
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidParameter):
+            mechanism_class(name)(epsilon=bad, store=stat_store)
+
+
+def test_options_for_other_mechanisms_are_refused(stat_store):
+    with pytest.raises(InvalidParameter, match="--custext-k does not apply to --mech tem"):
+        create("tem", epsilon=1.0, store=stat_store, custext_k=5)
+    assert create("tem", epsilon=1.0, store=stat_store, custext_k=None).name == "tem"
+
+
+@pytest.mark.parametrize("name", ["tem", "santext", "santext+", "custext"])
+def test_audit_exact_n_w_agrees_with_sampling(stat_store, name):
+    mech = create(name, epsilon=3.0, store=stat_store)
+    rows = plausible_deniability(mech, audit_words(12, 4), 20_000, make_rng(1))
+    for r in rows:  # 20000 draws: sd <= 0.0036; 6 sd is a 1e-9 false alarm
+        assert abs(r["N_w"] - r["N_w_exact"]) < 0.022
+        assert 1 <= r["S_w"] <= 12
+
+
+def test_cli_audit_json(runner, stat_store):
+    common = ["--embeddings", stat_store.vocab.source, "--vocab-size", "0",
+              "--cache-dir", stat_store.path.rsplit("/", 1)[0]]
+    words = ",".join(stat_store.vocab.words[:3])
+    result = run_cli(runner, ["audit", "--mech", "santext", "--eps", "3", "--words", words,
+                              "--draws", "500", "--seed", "1", "--json", *common])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [r["word"] for r in data["rows"]] == stat_store.vocab.words[:3]
+    assert data["draws"] == 500 and 0 <= data["mean_N_w"] <= 1
+    bad = run_cli(runner, ["audit", "--mech", "santext", "--eps", "3", "--words", "zzzqqq",
+                           *common])
+    assert bad.exit_code == 2 and "zzzqqq" not in bad.stderr

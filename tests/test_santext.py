@@ -1,0 +1,102 @@
+"""SanText and SanText+ against their closed-form distributions (DESIGN 5.3), both sampling paths."""
+
+import numpy as np
+import pytest
+
+from conftest import full_distances
+from dpsanitize.mechanisms.santext import SanText, SanTextPlus
+from dpsanitize.mechanisms.sampling import ExpSampler
+from dpsanitize.rng import make_rng
+from stats import ALPHA, counts_of, describe, goodness_of_fit
+
+N_DRAWS = 150_000
+
+
+def santext_probs(D, w, eps, columns=None):
+    """Pr[y | w] proportional to exp(-eps d / 2), over `columns` (default: all)."""
+    weights = np.exp(-eps * D[w] / 2)
+    if columns is not None:
+        mask = np.zeros(len(D), bool)
+        mask[columns] = True
+        weights = np.where(mask, weights, 0.0)
+    return weights / weights.sum()
+
+
+@pytest.fixture(params=["complete-table", "narrow-table"])
+def store(request, stat_store, stat_store_narrow):
+    return stat_store if request.param == "complete-table" else stat_store_narrow
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("max_rounds", [48, 1, 0], ids=["rejection", "mixed", "rows"])
+@pytest.mark.parametrize("w", [0, 9])
+def test_santext_matches_closed_form(store, max_rounds, w):
+    """Chi-square goodness of fit, n = 150000 per case, alpha = 1e-6."""
+    eps = 2.0
+    mech = SanText(epsilon=eps, store=store)
+    mech.sampler.max_rounds = max_rounds
+    probs = santext_probs(full_distances(store), w, eps)
+    counts = counts_of(mech.perturb(np.full(N_DRAWS, w), make_rng(w + max_rounds)), 12)
+    p = goodness_of_fit(counts, probs)
+    assert p > ALPHA, describe("santext", p, counts, probs * N_DRAWS)
+    np.testing.assert_allclose(mech.probabilities(w), probs, rtol=1e-9)
+
+
+@pytest.mark.statistical
+def test_santext_mutant_without_the_half_is_detected(stat_store_narrow):
+    probs = santext_probs(full_distances(stat_store_narrow), 0, 2.0)
+    mutant = SanText(epsilon=2.0, store=stat_store_narrow)
+    mutant.sampler = ExpSampler(stat_store_narrow, 4.0)  # exp(-eps d), the missing 1/2
+    counts = counts_of(mutant.perturb(np.full(N_DRAWS, 0), make_rng(1)), 12)
+    assert goodness_of_fit(counts, probs) < ALPHA
+
+
+def santext_plus_probs(D, w, eps, first, p):
+    q = santext_probs(D, w, eps, columns=np.arange(first, len(D)))
+    if w >= first:
+        return q
+    out = p * q
+    out[w] += 1 - p
+    return out
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("w", [1, 5, 10])  # non-sensitive, non-sensitive, sensitive
+def test_santext_plus_matches_closed_form(store, w):
+    eps, frac, p = 2.0, 0.5, 0.3
+    mech = SanTextPlus(epsilon=eps, store=store, santext_sensitive=frac, santext_p=p)
+    assert mech.first_sensitive == 6
+    probs = santext_plus_probs(full_distances(store), w, eps, 6, p)
+    counts = counts_of(mech.perturb(np.full(N_DRAWS, w), make_rng(100 + w)), 12)
+    pv = goodness_of_fit(counts, probs)
+    assert pv > ALPHA, describe("santext+", pv, counts, probs * N_DRAWS)
+    np.testing.assert_allclose(mech.probabilities(w), probs, rtol=1e-9)
+
+
+@pytest.mark.statistical
+def test_santext_plus_mutant_keeping_sensitive_words_is_detected(stat_store_narrow):
+    eps, p = 2.0, 0.3
+    mech = SanTextPlus(epsilon=eps, store=stat_store_narrow, santext_sensitive=0.5, santext_p=p)
+    mech.first_sensitive = 12  # every word treated as non-sensitive: kept with 1 - p
+    probs = santext_plus_probs(full_distances(stat_store_narrow), 10, eps, 6, p)
+    counts = counts_of(mech.perturb(np.full(N_DRAWS, 10), make_rng(3)), 12)
+    assert goodness_of_fit(counts, probs) < ALPHA
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"santext_sensitive": 0.0}, "--santext-sensitive must be in (0, 1]"),
+    ({"santext_sensitive": 1.5}, "--santext-sensitive must be in (0, 1]"),
+    ({"santext_p": -0.1}, "--santext-p must be in [0, 1]"),
+])
+def test_santext_plus_validates(stat_store, kwargs, needle):
+    from dpsanitize.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter) as exc:
+        SanTextPlus(epsilon=1.0, store=stat_store, **kwargs)
+    assert needle in str(exc.value)
+
+
+def test_row_cache_is_bounded(stat_store_narrow):
+    sampler = ExpSampler(stat_store_narrow, 1.0, max_rounds=0, cache_bytes=8 * 12 * 3)
+    sampler.sample(np.arange(12).repeat(5), make_rng(0))
+    assert len(sampler._cache) == 3
