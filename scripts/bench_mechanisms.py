@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Words per second of each mechanism alone (one process), on the default embeddings.
+
+Input ids are drawn with Zipf(1) frequencies over the 100k ranks (like running text), in
+batches of --batch. Also: peak memory of santext at |W| = 20k and 100k (fresh child processes),
+and the cost of the cryptographically strong default bit generator (AES-CTR) against PCG64.
+
+    python scripts/bench_mechanisms.py [--words 200000] [--batch 65536]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+CASES = [
+    ("gumbel", [120, 400]), ("laplace", [10, 20, 40]), ("mahalanobis", [20, 40]),
+    ("vickrey", [20, 40]), ("tem", [3, 6]), ("santext", [2, 3, 4, 6]), ("santext+", [3, 6]),
+    ("custext", [2, 8]),
+]
+
+MEMORY = """
+import resource, sys, numpy as np
+from dpsanitize.index import open_index
+from dpsanitize.mechanisms import create
+from dpsanitize.rng import make_rng
+store = open_index(None, vocab_size=int(sys.argv[1]), cache_dir=sys.argv[2] or None)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rng = make_rng(0)
+n = len(store.vocab)
+p = 1.0 / np.arange(1, n + 1); p /= p.sum()
+mech = create("santext", epsilon=float(sys.argv[3]), store=store)
+for _ in range(4):
+    mech.perturb(rng.choice(n, 65536, p=p), rng)
+print(before / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def zipf_ids(rng, n_vocab, n):
+    import numpy as np
+
+    p = 1.0 / np.arange(1, n_vocab + 1)
+    p /= p.sum()
+    return rng.choice(n_vocab, n, p=p)
+
+
+def rate(mech, ids, rng, batch) -> float:
+    t = time.perf_counter()
+    for s in range(0, len(ids), batch):
+        mech.perturb(ids[s:s + batch], rng)
+    return len(ids) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--words", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=65536)
+    ap.add_argument("--cache-dir", default="")
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from dpsanitize.index import open_index
+    from dpsanitize.mechanisms import create
+    from dpsanitize.rng import make_rng
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"numpy {np.__version__}")
+    store = open_index(None, vocab_size=100_000, cache_dir=args.cache_dir or None)
+    ids = zipf_ids(np.random.default_rng(0), len(store.vocab), args.words)
+    print(f"data: default embeddings, |W| = {len(store.vocab)}; {args.words:,} Zipf(1) word ids, "
+          f"batches of {args.batch}\n")
+    print("| mechanism | eps | words/s (AES-CTR, default) | words/s (PCG64) | set-up s |")
+    print("|---|---:|---:|---:|---:|")
+    for name, grid in CASES:
+        for eps in grid:
+            t = time.perf_counter()
+            mech = create(name, epsilon=eps, store=store)
+            setup = time.perf_counter() - t
+            n = args.words if name not in ("laplace", "mahalanobis", "vickrey") or eps >= 40 \
+                else args.words // 10
+            sub = ids[:n]
+            mech.perturb(sub[:1000], make_rng(0))  # warm caches (annoy pages, row cache)
+            aes = rate(mech, sub, make_rng(1), args.batch)
+            pcg = rate(mech, sub, make_rng(1, bit_generator="pcg64"), args.batch)
+            print(f"| {name} | {eps:g} | {aes:,.0f} | {pcg:,.0f} | {setup:.2f} |", flush=True)
+
+    print("\nsantext peak memory (fresh process; RSS after opening the index -> after 4 batches "
+          "of 65536):")
+    for vocab_size in (20_000, 100_000):
+        for eps in (3.0,):
+            out = subprocess.run([sys.executable, "-c", MEMORY, str(vocab_size), args.cache_dir,
+                                  str(eps)], capture_output=True, text=True, check=True)
+            before, after = map(float, out.stdout.split())
+            print(f"  |W| = {vocab_size:>6}: eps={eps:g}: {before:.0f} MiB -> {after:.0f} MiB "
+                  f"(+{after - before:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""Faults and bad input, as real processes: exit codes, nothing partial left, nothing leaked."""
+
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+PY = [sys.executable, "-m", "dpsanitize"]
+
+
+@pytest.fixture(scope="module")
+def toy_args(toy_store, toy_embeddings, toy_cache):
+    return ["--embeddings", toy_embeddings[0], "--vocab-size", "0", "--cache-dir", toy_cache]
+
+
+def canaries(n=5):
+    """Random out-of-vocabulary tokens: the names and identifiers a user wants hidden."""
+    return ["Zq" + secrets.token_hex(6) for _ in range(n)]
+
+
+def canary_text(words, marks):
+    lines = [f"{words[i % 40]} {marks[i % len(marks)]} {words[(i + 1) % 40]}, said "
+             f"{marks[(i + 2) % len(marks)]}." for i in range(200)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def leftovers(folder: Path, keep=("in.txt",)) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def assert_no_canary(marks, *texts, folders=()):
+    blobs = [t if isinstance(t, bytes) else t.encode() for t in texts]
+    for folder in folders:
+        for path in Path(folder).rglob("*"):
+            if path.is_file() and path.name != "in.txt":
+                blobs.append(path.read_bytes())
+    for mark in marks:
+        assert not any(mark.encode() in b for b in blobs), "a canary leaked"
+
+
+def run(args, **kw):
+    return subprocess.run([*PY, *args], capture_output=True, timeout=120, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# leaks
+
+
+@pytest.mark.parametrize("oov", ["mask", "random"])
+@pytest.mark.parametrize("mech", ["gumbel", "laplace"])
+def test_canaries_never_leak(tmp_path, toy_args, toy_embeddings, toy_cache, oov, mech):
+    marks = canaries()
+    src, dst, rep = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / "report.json"
+    src.write_bytes(canary_text(toy_embeddings[1], marks))
+    eps = "400" if mech == "gumbel" else "5"
+    res = run(["run", "--mech", mech, "--eps", eps, "--oov", oov, "--report", str(rep),
+               "--progress", *toy_args, str(src), str(dst)])
+    assert res.returncode == 0, res.stderr
+    assert_no_canary(marks, res.stdout, res.stderr, folders=[tmp_path, toy_cache])
+    piped = run(["run", "--mech", mech, "--eps", eps, "--oov", oov, *toy_args, "-", "-"],
+                input=src.read_bytes())
+    assert piped.returncode == 0
+    assert_no_canary(marks, piped.stdout, piped.stderr)
+
+
+def test_canaries_kept_only_with_oov_keep(tmp_path, toy_args, toy_embeddings):
+    marks = canaries(1)
+    src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_bytes(canary_text(toy_embeddings[1], marks))
+    res = run(["run", "--eps", "400", "--oov", "keep", *toy_args, str(src), str(dst)])
+    assert res.returncode == 0 and marks[0].encode() in dst.read_bytes()
+    assert b"--oov keep" in res.stderr and marks[0].encode() not in res.stderr
+
+
+def test_error_path_leaks_nothing(tmp_path, toy_args, toy_embeddings, toy_cache):
+    marks = canaries()
+    src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_bytes(canary_text(toy_embeddings[1], marks) + marks[0].encode() + b" \xff\xfe\n")
+    res = run(["run", "--eps", "400", *toy_args, str(src), str(dst)])
+    assert res.returncode == 65
+    assert b"line 201: not valid utf-8 at byte offset 15" in res.stderr
+    assert leftovers(tmp_path) == []
+    assert_no_canary(marks, res.stdout, res.stderr, folders=[tmp_path, toy_cache])
+
+
+def test_internal_error_shows_no_traceback_or_text(tmp_path, toy_args):
+    code = ("import sys; import dpsanitize.pipeline as p\n"
+            "def boom(self, text): raise KeyError(text)\n"
+            "p.Sanitizer.sanitize_text = boom\n"
+            "from dpsanitize.cli import main; sys.argv[0] = 'dpsanitize'; main()")
+    src = tmp_path / "in.txt"
+    src.write_text("Zqsecretvalue here\n")
+    res = subprocess.run([sys.executable, "-c", code, "run", "--eps", "400", *toy_args, str(src),
+                          str(tmp_path / "out.txt")], capture_output=True, timeout=60)
+    assert res.returncode == 70
+    assert b"internal error (KeyError)" in res.stderr and b"Traceback" not in res.stderr
+    assert b"Zqsecretvalue" not in res.stderr and leftovers(tmp_path) == []
+
+
+def test_package_never_prints():
+    offenders = [str(p) for p in Path(ROOT, "dpsanitize").rglob("*.py")
+                 if re.search(r"\bprint\(", p.read_text())]
+    assert offenders == []
+
+
+# ---------------------------------------------------------------------------------------------
+# signals
+
+
+def _wait_for(predicate, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _temp_outputs(folder):
+    return [p for p in os.listdir(folder) if p.endswith(".dpsanitize-tmp")]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, sig, code):
+    marks = canaries()
+    fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([*PY, "run", "--eps", "400", *toy_args, str(fifo), str(dst)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    with open(fifo, "wb") as writer:
+        writer.write(canary_text(toy_embeddings[1], marks))
+        writer.flush()
+        assert _wait_for(lambda: _temp_outputs(tmp_path)), "the run never started its output"
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert not dst.exists() and _temp_outputs(tmp_path) == []
+    assert b"Traceback" not in err
+    assert_no_canary(marks, err, folders=[tmp_path, toy_cache])
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_while_building_the_index(tmp_path, sig, code):
+    from conftest import toy_vectors, toy_words, write_glove
+
+    emb = write_glove(tmp_path / "emb.txt", toy_words(20000), toy_vectors(20000, 50, seed=2))
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    out.mkdir()
+    (out / "in.txt").write_text("hello\n")
+    proc = subprocess.Popen([*PY, "run", "--eps", "400", "--embeddings", emb, "--vocab-size", "0",
+                             "--cache-dir", str(cache), str(out / "in.txt"), str(out / "o.txt")],
+                            stderr=subprocess.PIPE)
+    assert _wait_for(lambda: cache.exists() and any(n.startswith(".tmp-") for n in os.listdir(cache)))
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and b"Traceback" not in err, err
+    assert leftovers(out) == []
+    assert [n for n in os.listdir(cache) if not n.endswith(".lock")] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# locks and --force
+
+
+def test_overlapping_run_exits_75(tmp_path, toy_args):
+    src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_text("hello\n")
+    lock = tmp_path / ".out.txt.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        res = run(["run", "--eps", "400", *toy_args, str(src), str(dst)])
+    assert res.returncode == 75 and b"lock" in res.stderr and not dst.exists()
+    custom = tmp_path / "cron.lock"
+    with open(custom, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        res = run(["run", "--eps", "400", "--lock", str(custom), *toy_args, str(src), str(dst)])
+    assert res.returncode == 75
+    res = run(["run", "--eps", "400", *toy_args, str(src), str(dst)])
+    assert res.returncode == 0  # and its own lock file is gone:
+    assert leftovers(tmp_path, keep=("in.txt", "cron.lock")) == ["out.txt"]
+
+
+def test_failed_forced_run_keeps_the_previous_output(tmp_path, toy_args):
+    src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
+    dst.write_text("complete previous output\n")
+    src.write_bytes(b"ok\nbad \xc3\n")
+    res = run(["run", "--eps", "400", "--force", *toy_args, str(src), str(dst)])
+    assert res.returncode == 65 and dst.read_text() == "complete previous output\n"
+    assert leftovers(tmp_path) == ["out.txt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input and output places
+
+
+def test_input_cases(tmp_path, toy_args):
+    out = tmp_path / "o"
+    out.mkdir()
+    res = run(["run", "--eps", "400", *toy_args, str(tmp_path), str(out / "a")])
+    assert res.returncode == 66 and b"directory" in res.stderr
+    res = run(["run", "--eps", "400", *toy_args, str(tmp_path / "missing.txt"), str(out / "b")])
+    assert res.returncode == 66
+    res = run(["run", "--eps", "400", *toy_args, "/dev/null", str(out / "c")])
+    assert res.returncode == 0 and (out / "c").read_bytes() == b""
+    long_line = tmp_path / "long.txt"
+    long_line.write_bytes(b"x" * 5000 + b"\n")
+    res = run(["run", "--eps", "400", "--max-line-bytes", "4096", *toy_args, str(long_line),
+               str(out / "d")])
+    assert res.returncode == 65 and b"line 1: longer than --max-line-bytes" in res.stderr
+    assert sorted(os.listdir(out)) == ["c"]
+
+
+def test_other_encoding(tmp_path, toy_args, toy_embeddings):
+    src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_bytes(f"{toy_embeddings[1][0]} café à bientôt\n".encode("latin-1"))
+    assert run(["run", "--eps", "400", *toy_args, str(src), str(dst)]).returncode == 65
+    res = run(["run", "--eps", "400", "--encoding", "latin-1", "--oov", "keep", *toy_args,
+               str(src), str(dst)])
+    assert res.returncode == 0 and dst.read_bytes().endswith(" café à bientôt\n".encode("latin-1"))
+
+
+def test_output_places(tmp_path, toy_args):
+    src = tmp_path / "in.txt"
+    src.write_text("hello\n")
+    res = run(["run", "--eps", "400", *toy_args, str(src), str(tmp_path / "nope" / "out.txt")])
+    assert res.returncode == 73 and b"does not exist" in res.stderr
+    res = run(["run", "--eps", "400", *toy_args, str(src), str(tmp_path)])
+    assert res.returncode == 73 and b"directory" in res.stderr
+
+
+def test_unwritable_output_folder_exit_73(tmp_path, toy_store):
+    """As an unprivileged user (setpriv when the tests run as root)."""
+    base = Path(os.environ.get("TMPDIR", "/tmp")) / f"dps-ro-{secrets.token_hex(4)}"
+    shutil.copytree(Path(toy_store.path).parent, base / "cache")
+    try:
+        from conftest import toy_vectors, toy_words, write_glove
+
+        write_glove(base / "emb.txt", toy_words(300), toy_vectors(300, 8, seed=1))
+        (base / "in.txt").write_text("hello\n")
+        (base / "ro").mkdir()
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (base / "ro").chmod(0o555)
+        cmd = [*PY, "run", "--eps", "400", "--embeddings", str(base / "emb.txt"), "--vocab-size",
+               "0", "--cache-dir", str(base / "cache"), str(base / "in.txt"),
+               str(base / "ro" / "out.txt")]
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv")
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        res = subprocess.run(cmd, capture_output=True, timeout=60)
+        assert res.returncode == 73, res.stderr
+        assert b"Permission denied" in res.stderr and os.listdir(base / "ro") == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_disk_full_exit_74_without_partial_file(tmp_path, toy_args, toy_embeddings):
+    """A real full file system: a 64 KiB tmpfs in a private mount namespace (unshare)."""
+    if not shutil.which("unshare") or subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no private mount namespaces here (see test_write_error_exit_74 for the "
+                    "simulated fault)")
+    src = tmp_path / "in.txt"
+    src.write_bytes(canary_text(toy_embeddings[1], ["Zqx"]) * 50)  # ~200 KiB of output
+    small = tmp_path / "small"
+    small.mkdir()
+    args = " ".join([*toy_args, str(src), str(small / "out.txt")])
+    script = (f"mount -t tmpfs -o size=64k none {small} && "
+              f"{sys.executable} -m dpsanitize run --eps 400 {args}; rc=$?; "
+              f"ls -A {small}; exit $rc")
+    res = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, timeout=60)
+    assert res.returncode == 74, res.stderr
+    assert b"No space left" in res.stderr and res.stdout.strip() == b""
+
+
+def test_write_error_exit_74(runner, tmp_path, toy_args, monkeypatch):
+    import errno
+
+    import dpsanitize.io as dio
+
+    real_fdopen = os.fdopen
+
+    class Failing:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    monkeypatch.setattr(dio.os, "fdopen", lambda *a, **k: Failing(real_fdopen(*a, **k)))
+    src = tmp_path / "in.txt"
+    src.write_text("hello\n")
+    result = run_cli(runner, ["run", "--eps", "400", *toy_args, str(src), str(tmp_path / "o.txt")])
+    assert result.exit_code == 74 and "Input/output error" in result.stderr
+    assert leftovers(tmp_path) == []
