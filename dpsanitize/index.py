@@ -168,8 +168,9 @@ class IndexStore:
         """The k nearest words of each noisy point ``y[i]`` (float64), nearest first.
 
         ``decoder="exact"`` returns the exact answer (ties by lower id), a function of ``y``
-        alone: ``anchors[i]`` (the word ``y[i]`` was drawn around) only serves to certify it
-        cheaply from the neighbour table. ``decoder="annoy"`` asks Annoy (approximate).
+        alone: ``anchors[i]`` (the word ``y[i]`` was drawn around) only helps find it fast, by
+        certifying the answer from the anchor's neighbour table; uncertified points are searched
+        over all of W. ``decoder="annoy"`` asks Annoy (approximate).
         """
         y = np.asarray(y, dtype=np.float64)
         anchors = np.asarray(anchors, dtype=np.int64)
@@ -177,24 +178,25 @@ class IndexStore:
             return self._nearest_annoy(y, anchors, k, search_k or self.search_k)
         out_i = np.empty((len(y), k), dtype=np.int64)
         out_d = np.empty((len(y), k), dtype=np.float64)
-        step = 1024
-        for s in range(0, len(y), step):
-            out_i[s:s + step], out_d[s:s + step] = self._nearest_certified(y[s:s + step],
-                                                                           anchors[s:s + step], k)
+        doubtful = np.zeros(len(y), dtype=bool)
+        for s in range(0, len(y), 1024):
+            part = slice(s, s + 1024)
+            out_i[part], out_d[part], doubtful[part] = self._nearest_in_table(y[part],
+                                                                              anchors[part], k)
+        if doubtful.any():
+            out_i[doubtful], out_d[doubtful] = self.brute_force.nearest(y[doubtful], k)
         return out_i, out_d
 
-    def _nearest_certified(self, y, anchors, k):
+    def _nearest_in_table(self, y, anchors, k):
+        """Best k among the anchor and its table, and whether that is not certified exact."""
         cands = np.concatenate([anchors[:, None], np.asarray(self.nbr_ids[anchors], np.int64)], 1)
         d = geometry.dist64(y[:, None, :], self.vocab.vectors[cands])
         top_i, top_d = geometry._top_k_by_distance(cands, d, k)
         if self.table_is_complete:
-            return top_i, top_d
+            return top_i, top_d, np.zeros(len(y), dtype=bool)
         # A word outside the anchor's table is at least d_K(anchor) - |y - anchor| away from y.
         limit = np.asarray(self.nbr_dist[anchors, -1]) - d[:, 0]
-        doubtful = ~(top_d[:, -1] < limit - 1e-9 * (1.0 + limit))
-        if doubtful.any():
-            top_i[doubtful], top_d[doubtful] = self.brute_force.nearest(y[doubtful], k)
-        return top_i, top_d
+        return top_i, top_d, ~(top_d[:, -1] < limit - 1e-9 * (1.0 + limit))
 
     def _nearest_annoy(self, y, anchors, k, search_k):
         index = self.annoy

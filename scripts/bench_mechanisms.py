@@ -71,6 +71,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"numpy {np.__version__}")
     store = open_index(None, vocab_size=100_000, cache_dir=args.cache_dir or None)
+    float(np.asarray(store.nbr_dist).sum() + np.asarray(store.nbr_ids).sum())  # page in the table
     ids = zipf_ids(np.random.default_rng(0), len(store.vocab), args.words)
     print(f"data: default embeddings, |W| = {len(store.vocab)}; {args.words:,} Zipf(1) word ids, "
           f"batches of {args.batch}\n")

@@ -36,7 +36,7 @@ class ExpSampler:
     """Pr[y | w] proportional to exp(-epsilon/2 * min(d(w,y), clip)) for y in W[first:]."""
 
     def __init__(self, store, epsilon: float, *, clip: float = np.inf, first: int = 0,
-                 max_rounds: int = 48, cache_bytes: int = 128 << 20, row_block: int = 32):
+                 max_rounds: int = 1024, cache_bytes: int = 128 << 20, row_block: int = 32):
         self.store = store
         self.half_eps = epsilon / 2.0
         self.clip = clip

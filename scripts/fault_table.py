@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Run `dpsanitize` through faults and bad input; print exit codes and what is left on disk.
+
+Each case runs in a fresh folder holding only the input (and what the case needs), on small
+synthetic embeddings (300 words, 8-d) written by this script. "left" lists the files that
+appeared in the output folder (and whether an existing output survived). Prints the Markdown table in README.md.
+
+    python scripts/fault_table.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+PY = [sys.executable, "-m", "dpsanitize"]
+
+
+def words(n):
+    out = []
+    for i in range(n):
+        w, j = "", i
+        while True:
+            w = "abcdefghijklmnopqrstuvwxyz"[j % 26] + w
+            j = j // 26 - 1
+            if j < 0:
+                break
+        out.append("w" + w)
+    return out
+
+
+def main() -> None:
+    import numpy as np
+
+    root = tempfile.mkdtemp(prefix="dps-faults-")
+    os.chmod(root, 0o755)
+    vocab = words(300)
+    vecs = np.random.default_rng(1).normal(size=(300, 8)) * 2
+    emb = os.path.join(root, "emb.txt")
+    with open(emb, "w") as f:
+        for w, v in zip(vocab, vecs.astype(np.float32)):
+            f.write(w + " " + " ".join(repr(float(x)) for x in v) + "\n")
+    cache = os.path.join(root, "cache")
+    common = ["--embeddings", emb, "--vocab-size", "0", "--cache-dir", cache]
+    subprocess.run([*PY, "index", "build", "-q", *common], check=True)
+    text = ("\n".join(f"{vocab[i % 50]} Zork{i} {vocab[(i + 7) % 50]}, said Ada." for i in range(4000))
+            + "\n").encode()
+
+    rows = []
+
+    def case(name, args, *, data=text, prepare=None, runner=None, out="out.txt"):
+        folder = tempfile.mkdtemp(dir=root)
+        os.chmod(folder, 0o755)
+        src = os.path.join(folder, "in.txt")
+        with open(src, "wb") as f:
+            f.write(data)
+        os.chmod(src, 0o644)
+        dst = os.path.join(folder, out)
+        if prepare:
+            prepare(folder)
+        argv = [a.replace("IN", src).replace("OUT", dst).replace("DIR", folder) for a in args]
+        before = set(os.listdir(folder))
+        old = open(dst, "rb").read() if os.path.exists(dst) else None
+        result = runner(argv, folder) if runner else subprocess.run(
+            [*PY, *argv], capture_output=True, timeout=120).returncode
+        code, left = result if isinstance(result, tuple) else (result, None)
+        if left is None:
+            new = sorted(set(os.listdir(folder)) - before - {"keep"})
+            left = ", ".join(new) or "nothing new"
+            if old is not None:
+                left += "; old output " + ("unchanged" if open(dst, "rb").read() == old else "REPLACED")
+        rows.append((name, code, left))
+
+    run = ["run", "--eps", "400", *common]
+    case("success", [*run, "IN", "OUT"])
+    case("empty input", [*run, "IN", "OUT"], data=b"")
+    case("input missing", [*run, "DIR/missing.txt", "OUT"])
+    case("input is a directory", [*run, "DIR", "OUT"])
+    case("input /dev/null", [*run, "/dev/null", "OUT"])
+    case("invalid UTF-8 on line 3000", [*run, "IN", "OUT"],
+         data=text.replace(b"Zork2999", b"Zork\xff2999"))
+    case("line longer than --max-line-bytes", [*run, "--max-line-bytes", "1000", "IN", "OUT"],
+         data=text + b"x" * 2000 + b"\n")
+    case("output folder missing", [*run, "IN", "DIR/nope/out.txt"])
+    case("output is a directory", [*run, "IN", "DIR"])
+    case("output exists, no --force", [*run, "IN", "OUT"],
+         prepare=lambda d: open(os.path.join(d, "out.txt"), "w").write("old\n"))
+    case("output exists, --force, input invalid", [*run, "--force", "IN", "OUT"],
+         data=b"ok\n\xff\n", prepare=lambda d: open(os.path.join(d, "out.txt"), "w").write("old\n"))
+
+    def unwritable(argv, folder):
+        ro = os.path.join(folder, "keep")
+        os.mkdir(ro)
+        os.chmod(ro, 0o555)
+        argv = [a.replace(os.path.join(folder, "out.txt"), os.path.join(ro, "out.txt")) for a in argv]
+        cmd = [*PY, *argv]
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        code = subprocess.run(cmd, capture_output=True, timeout=120).returncode
+        return code, ", ".join(os.listdir(ro)) or "nothing new"
+
+    for p in (root, cache, *[os.path.join(dp, n) for dp, dn, fn in os.walk(cache) for n in dn + fn]):
+        os.chmod(p, 0o755 if os.path.isdir(p) else 0o644)
+    os.chmod(emb, 0o644)
+    case("output folder not writable", [*run, "IN", "OUT"], runner=unwritable)
+
+    def disk_full(argv, folder):
+        small = os.path.join(folder, "keep")
+        os.mkdir(small)
+        argv = [a.replace(os.path.join(folder, "out.txt"), os.path.join(small, "out.txt")) for a in argv]
+        script = (f"mount -t tmpfs -o size=64k none {small} && {' '.join(PY + argv)} 2>/dev/null; "
+                  f"rc=$?; ls -A {small}; exit $rc")
+        res = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, timeout=120)
+        return res.returncode, res.stdout.decode().strip().replace("\n", ", ") or "nothing new"
+
+    case("disk full (64 KiB tmpfs)", [*run, "IN", "OUT"], runner=disk_full,
+         data=text * 3)
+
+    def signalled(sig):
+        def runner(argv, folder):
+            fifo = os.path.join(folder, "in.fifo")
+            os.mkfifo(fifo)
+            argv = [fifo if a.endswith("in.txt") else a for a in argv]
+            proc = subprocess.Popen([*PY, *argv], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            with open(fifo, "wb") as w:
+                w.write(text)
+                w.flush()
+                end = time.monotonic() + 30
+                while time.monotonic() < end and not any(
+                        n.endswith(".dpsanitize-tmp") for n in os.listdir(folder)):
+                    time.sleep(0.02)
+                time.sleep(0.3)
+                proc.send_signal(sig)
+                code = proc.wait(30)
+            os.unlink(fifo)
+            return code
+        return runner
+
+    case("SIGINT while streaming", [*run, "IN", "OUT"], runner=signalled(signal.SIGINT))
+    case("SIGTERM while streaming", [*run, "IN", "OUT"], runner=signalled(signal.SIGTERM))
+
+    def piped(argv, folder):
+        cmd = (f"cat {argv[-2]} | {' '.join(PY + argv[:-2])} - - | head -n 2 > /dev/null; "
+               f"exit ${{PIPESTATUS[1]}}")
+        return subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=120).returncode
+
+    case("reader closes the pipe (| head)", [*run, "IN", "OUT"], runner=piped, data=text * 20)
+
+    def locked(argv, folder):
+        import fcntl
+
+        with open(os.path.join(folder, ".out.txt.lock"), "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            code = subprocess.run([*PY, *argv], capture_output=True, timeout=120).returncode
+        os.unlink(os.path.join(folder, ".out.txt.lock"))
+        return code
+
+    case("another run holds the lock", [*run, "IN", "OUT"], runner=locked)
+    case("--eps below the gumbel floor", ["run", "--eps", "1", *common, "IN", "OUT"])
+    case("unknown key in --config", ["run", "--config", "DIR/c.toml", *common, "IN", "OUT"],
+         prepare=lambda d: open(os.path.join(d, "c.toml"), "w").write("[dpsanitize.run]\nepss = 3\n"))
+    case("seed in --config", ["run", "--config", "DIR/c.toml", *common, "IN", "OUT"],
+         prepare=lambda d: open(os.path.join(d, "c.toml"), "w").write(
+             "[dpsanitize.run]\neps = 400\nseed = 1\n"))
+    case("embeddings file missing", ["run", "--eps", "400", "--embeddings", "DIR/none.txt",
+                                     "--cache-dir", cache, "IN", "OUT"])
+    case("embeddings line 5 malformed", ["run", "--eps", "400", "--embeddings", "DIR/bad.txt",
+                                         "--cache-dir", cache, "IN", "OUT"],
+         prepare=lambda d: open(os.path.join(d, "bad.txt"), "w").write(
+             "".join(f"w{i} 1 2 3\n" if i != 4 else "w4 1 x 3\n" for i in range(9))))
+
+    print(f"machine: {os.uname().machine}, {os.cpu_count()} cores, Python "
+          f"{sys.version.split()[0]}, uid {os.geteuid()}; data: synthetic 300-word 8-d embeddings\n")
+    print("| case | exit | left in the output folder |")
+    print("|---|---:|---|")
+    for name, code, left in rows:
+        print(f"| {name} | {code} | {left} |")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The README documents every command and option; every command has help with an example."""
+
+from pathlib import Path
+
+import click
+import pytest
+
+from conftest import ROOT
+from dpsanitize.cli import cli
+from dpsanitize.mechanisms import MECHANISMS
+
+README = Path(ROOT, "README.md").read_text()
+
+
+def commands(group=cli, prefix=""):
+    for name, cmd in group.commands.items():
+        yield prefix + name, cmd
+        if isinstance(cmd, click.Group):
+            yield from commands(cmd, prefix + name + " ")
+
+
+@pytest.mark.parametrize("name,cmd", list(commands()), ids=lambda x: x if isinstance(x, str) else "")
+def test_command_documented(name, cmd):
+    assert f"dpsanitize {name}" in README
+    assert cmd.help and "Example:" in cmd.help
+    for param in cmd.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            longest = max(param.opts, key=len)
+            assert longest in README, f"{longest} of `dpsanitize {name}` is not in README.md"
+            assert param.help, f"{longest} has no help"
+
+
+def test_readme_starts_with_the_two_commands():
+    lines = [line.strip() for line in README.splitlines() if line.strip().startswith("pip install")]
+    assert lines[0].startswith("pip install . && dpsanitize run ")
+    assert lines[1] == "pip install '.[test]' && pytest"
+    assert Path(ROOT, ".ci", "run").read_text().strip().splitlines()[-1] == lines[1]
+
+
+def test_every_mechanism_and_exit_code_documented():
+    for name in MECHANISMS:
+        assert f"`{name}`" in README
+    for code in (0, 2, 65, 66, 70, 73, 74, 75, 78, 130, 141, 143):
+        assert f"| {code} |" in README
