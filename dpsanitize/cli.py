@@ -64,18 +64,25 @@ def _setup_logging(quiet: bool) -> None:
     log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
+def _apply(options, f):
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def quiet_option(f):
+    """-q/--quiet; sets up logging to stderr before the command runs."""
     @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings on stderr.")
     @functools.wraps(f)
     def wrapper(*args, quiet, **kwargs):
         _setup_logging(quiet)
-        return f(*args, quiet=quiet, **kwargs)
+        return f(*args, **kwargs)
 
     return wrapper
 
 
 def embeddings_options(f):
-    """--embeddings, --embeddings-format, --vocab-size, --cache-dir, --trees."""
+    """The embedding and cache options, handed to the command as ``open_store(progress=...)``."""
     options = [
         click.option("--embeddings", type=click.Path(dir_okay=False, allow_dash=False),
                      help="Word vectors: GloVe text, word2vec text or binary. Default: the bundled "
@@ -95,18 +102,20 @@ def embeddings_options(f):
                           "numbers with dashes) in the output vocabulary; by default W holds the "
                           "first --vocab-size entries that are words."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
 
+    @functools.wraps(f)
+    def wrapper(*args, embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
+                **kwargs):
+        def open_store(progress=None, rebuild=False):
+            from .index import BuildParams, open_index
 
-def open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
-               progress=None, rebuild=False):
-    from .index import BuildParams, open_index
+            return open_index(embeddings, embeddings_format, vocab_size, cache_dir=cache_dir,
+                              params=BuildParams(trees=trees), progress=progress,
+                              rebuild=rebuild, words_only=not all_tokens)
 
-    return open_index(embeddings, embeddings_format, vocab_size, cache_dir=cache_dir,
-                      params=BuildParams(trees=trees), progress=progress, rebuild=rebuild,
-                      words_only=not all_tokens)
+        return f(*args, open_store=open_store, **kwargs)
+
+    return _apply(options, wrapper)
 
 
 def echo_json(obj) -> None:
@@ -144,7 +153,10 @@ EPS_HELP = ("Privacy parameter PER WORD (metric mechanisms: per unit of Euclidea
 
 
 def mechanism_options(f):
-    """Options of particular mechanisms; each is refused by the mechanisms it does not apply to."""
+    """Options of particular mechanisms, handed to the command as ``mech_options``.
+
+    Each is refused by the mechanisms it does not apply to; None means not given.
+    """
     options = [
         click.option("--decoder", type=click.Choice(DECODERS),
                      help="laplace, mahalanobis, vickrey: decode the noisy vector exactly (default) "
@@ -169,22 +181,24 @@ def mechanism_options(f):
         click.option("--custext-k", type=click.IntRange(min=1),
                      help="custext: group size K; default 20."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        mech_options = {n: kwargs.pop(n) for n in MECH_OPTION_NAMES}
+        return f(*args, mech_options=mech_options, **kwargs)
+
+    return _apply(options, wrapper)
 
 
 MECH_OPTION_NAMES = ("decoder", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
                      "santext_sensitive", "santext_p", "custext_k")
 
 
-def build_mechanism(mech: str, eps: float, store, options: dict):
+def build_mechanism(mech: str, eps: float, store, mech_options: dict):
     """Construct the mechanism; parameter problems become usage errors (exit 2)."""
     from .mechanisms import create
 
     try:
-        return create(mech, epsilon=eps, store=store,
-                      **{k: options.get(k) for k in MECH_OPTION_NAMES})
+        return create(mech, epsilon=eps, store=store, **mech_options)
     except InvalidParameter as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -257,9 +271,8 @@ def _check_oov_token(ctx, param, value):
               help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT); an "
                    "overlapping run exits 75.")
 @quiet_option
-def run(src, dst, mech, eps, embeddings, embeddings_format, vocab_size, cache_dir, trees,
-        all_tokens, oov, oov_token, seed, force, report, progress, encoding, max_line_bytes, lock,
-        quiet, **options):
+def run(src, dst, mech, eps, open_store, mech_options, oov, oov_token, seed, force, report,
+        progress, encoding, max_line_bytes, lock):
     """Sanitize INPUT into OUTPUT word by word. "-" means stdin / stdout.
 
     Only words change: spaces, punctuation and line endings are copied byte for byte. OUTPUT
@@ -288,10 +301,8 @@ def run(src, dst, mech, eps, embeddings, embeddings_format, vocab_size, cache_di
             stack.enter_context(src_file)
         report_out = stack.enter_context(atomic_output(report, force=True)) if report else None
         with atomic_output(dst, force=force) as out:
-            store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees,
-                               all_tokens, progress)
-            sanitizer = Sanitizer(build_mechanism(mech, eps, store, options), oov=oov,
-                                  oov_token=oov_token, seed=seed)
+            mechanism = build_mechanism(mech, eps, open_store(progress), mech_options)
+            sanitizer = Sanitizer(mechanism, oov=oov, oov_token=oov_token, seed=seed)
             _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress)
         summary = sanitizer.report()
         if report_out is not None:
@@ -354,16 +365,14 @@ def index():
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 @quiet_option
-def index_build(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens, rebuild,
-                progress, quiet):
+def index_build(open_store, rebuild, progress):
     """Build the index for these embeddings, or report that it is already cached.
 
     \b
     Example:
         dpsanitize index build --embeddings glove.6B.300d.txt --vocab-size 50000
     """
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
-                       progress, rebuild)
+    store = open_store(progress, rebuild)
     log.info("%s %s (%d words, dim %d, d_min %.6g, d_max %.6g)",
              "built" if store.built_now else "already cached:", store.path, len(store.vocab),
              store.vocab.dim, store.d_min, store.d_max)
@@ -392,15 +401,14 @@ def _index_summary(store) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.option("--verify", is_flag=True, help="Also checksum the large files.")
 @quiet_option
-def index_info(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens, as_json,
-               verify, quiet):
+def index_info(open_store, as_json, verify):
     """Print the index manifest (building the index first if needed).
 
     \b
     Example:
         dpsanitize index info --json
     """
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
+    store = open_store()
     if verify:
         from .index import CacheDamaged, load_entry
 
@@ -430,15 +438,14 @@ def index_info(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_
 @embeddings_options
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of {word, distance}.")
 @quiet_option
-def neighbors(word, k, embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
-              as_json, quiet):
+def neighbors(word, k, open_store, as_json):
     """The exact K nearest other words of WORD, with Euclidean distances.
 
     \b
     Example:
         dpsanitize neighbors house -k 5
     """
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
+    store = open_store()
     vocab = store.vocab
     key = word.lower() if vocab.lowercase else word
     i = vocab.id_of.get(key)
@@ -487,16 +494,15 @@ def mechanisms(as_json):
 @embeddings_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @quiet_option
-def calibrate(mech, eps, embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens,
-              as_json, quiet, **options):
+def calibrate(mech, eps, mech_options, open_store, as_json):
     """What a mechanism does at this epsilon (noise scale, floor, expected noise).
 
     \b
     Example:
         dpsanitize calibrate --mech gumbel --eps 120 --json
     """
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
-    mechanism = build_mechanism(mech, eps, store, options)
+    store = open_store()
+    mechanism = build_mechanism(mech, eps, store, mech_options)
     info = mechanism.calibration()
     if as_json:
         echo_json(info)
@@ -532,8 +538,7 @@ def _parse_words(words: str, vocab) -> list[int]:
 @seed_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @quiet_option
-def audit(mech, eps, words, sample, draws, embeddings, embeddings_format, vocab_size, cache_dir,
-          trees, all_tokens, seed, as_json, quiet, **options):
+def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_json):
     """Plausible deniability: N_w = Pr[M(w)=w] and S_w = distinct outputs in m draws.
 
     \b
@@ -544,8 +549,8 @@ def audit(mech, eps, words, sample, draws, embeddings, embeddings_format, vocab_
     from .rng import make_rng
 
     warn_seed(seed)
-    store = open_store(embeddings, embeddings_format, vocab_size, cache_dir, trees, all_tokens)
-    mechanism = build_mechanism(mech, eps, store, options)
+    store = open_store()
+    mechanism = build_mechanism(mech, eps, store, mech_options)
     ids = _parse_words(words, store.vocab) if words else audit_words(len(store.vocab), sample)
     rows = plausible_deniability(mechanism, ids, draws, make_rng(seed))
     for r in rows:

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 K_MAX = 64
+_SCORE_CHUNK = 4096  # columns per score block: 256 x 4096 float32 stays in cache
 _U32 = 2.0**-24  # unit roundoff of float32
 _U64 = 2.0**-53
 
@@ -167,24 +168,43 @@ class BruteForce:
         n_words, dim = self.x.shape
         b = len(y)
         lhs = np.hstack([y.astype(np.float32), np.ones((b, 1), np.float32)])
-        scores = lhs @ self._rhs_t
         ynorm = np.sqrt(np.einsum("ij,ij->i", y, y))
         # |score32 - (|x|^2 - 2 y.x)| bound, including rounding y to float32
         err = 4 * (dim + 3) * _U32 * (3 * self._max_norm**2 + 2 * ynorm * self._max_norm)
-        rows = np.arange(b)
         picks = min(k + 1, n_words)
-        chosen = np.empty((b, picks), dtype=np.int64)
-        vals = np.empty((b, picks), dtype=np.float32)
-        for t in range(picks):
-            j = scores.argmin(axis=1)
-            chosen[:, t], vals[:, t] = j, scores[rows, j]
-            scores[rows, j] = np.inf
+        vals, chosen = self._smallest_scores(lhs, picks)
         d = dist64(y[:, None, :], self.x[chosen[:, :k]])
         top_i, top_d = _top_k_by_distance(chosen[:, :k], d, k)
         if picks > k:
+            # certified when the (k+1)-th score is clearly worse than the k-th; otherwise every
+            # word within the rounding margin of the k-th score is re-checked in float64
             doubtful = ~(vals[:, k].astype(np.float64) > vals[:, k - 1] + 2 * err)
             for r in np.flatnonzero(doubtful):
-                thr = float(vals[r, k - 1]) + 2 * err[r]
-                cand = np.union1d(np.flatnonzero(scores[r] <= thr), chosen[r])
+                scores = lhs[r] @ self._rhs_t
+                cand = np.flatnonzero(scores <= float(vals[r, k - 1]) + 2 * err[r])
                 top_i[r], top_d[r] = _top_k_by_distance(cand, dist64(y[r], self.x[cand]), k)
         return top_i, top_d
+
+    def _smallest_scores(self, lhs, picks):
+        """The ``picks`` smallest float32 scores per row and their columns, ascending.
+
+        Scores are computed in column chunks that stay in cache, keeping a running top list.
+        """
+        b = len(lhs)
+        rows = np.arange(b)
+        vals = np.full((b, picks), np.inf, dtype=np.float32)
+        cols = np.zeros((b, picks), dtype=np.int64)
+        for start in range(0, self._rhs_t.shape[1], _SCORE_CHUNK):
+            scores = lhs @ self._rhs_t[:, start:start + _SCORE_CHUNK]
+            m = min(picks, scores.shape[1])
+            cv = np.empty((b, m), dtype=np.float32)
+            ci = np.empty((b, m), dtype=np.int64)
+            for t in range(m):
+                j = scores.argmin(axis=1)
+                cv[:, t], ci[:, t] = scores[rows, j], j + start
+                scores[rows, j] = np.inf
+            allv, alli = np.concatenate([vals, cv], 1), np.concatenate([cols, ci], 1)
+            order = np.argsort(allv, axis=1, kind="stable")[:, :picks]
+            vals = np.take_along_axis(allv, order, 1)
+            cols = np.take_along_axis(alli, order, 1)
+        return vals, cols
