@@ -36,24 +36,23 @@ def _top_k_by_distance(ids: np.ndarray, d: np.ndarray, k: int):
     return np.take_along_axis(ids, order, -1), np.take_along_axis(d, order, -1)
 
 
-def row_neighbors(vectors: np.ndarray, i: int, k: int):
-    """The exact k nearest other words of word ``i`` by a full float64 scan (slow path)."""
+def row_neighbors(vectors: np.ndarray, i: int, k: int, *, first: int = 0):
+    """The exact k nearest other words of word ``i`` among words ``first..``, by a full scan."""
     d = dist64(vectors, vectors[i])
+    d[:first] = np.inf
     d[i] = np.inf
-    ids = np.arange(len(vectors))
-    k = min(k, len(vectors) - 1)
-    part = np.argpartition(d, k - 1)[:k] if k < len(d) else ids
+    k = min(k, int(np.isfinite(d).sum()))
+    part = np.argpartition(d, k - 1)[:k]
     # Everything tied with the k-th distance must compete on id, so widen the partition to ties.
-    cut = d[part].max()
-    cand = np.flatnonzero(d <= cut)
-    top_ids, top_d = _top_k_by_distance(cand, d[cand], k)
-    return top_ids, top_d
+    cand = np.flatnonzero(d <= d[part].max())
+    return _top_k_by_distance(cand, d[cand], k)
 
 
-def knn_table(vectors: np.ndarray, k: int = K_MAX, *, chunk: int = 2048, margin: int = 16,
-              progress=None):
+def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, chunk: int = 2048,
+              margin: int = 16, progress=None):
     """Exact k nearest other words of every word: ``(ids int32 (N,k), dists float64 (N,k))``.
 
+    Neighbours are taken among the words ``first..`` only (all words by default).
     scikit-learn's blocked brute-force search (float64, multi-threaded) proposes ``k+1+margin``
     candidates per word; they are re-ranked with :func:`dist64`. The ranking is certified exact
     when the k-th re-ranked distance is below the screen's last candidate distance minus the
@@ -63,25 +62,27 @@ def knn_table(vectors: np.ndarray, k: int = K_MAX, *, chunk: int = 2048, margin:
 
     x = np.ascontiguousarray(vectors, dtype=np.float64)
     n_words, dim = x.shape
-    k = min(k, n_words - 1)
-    m = min(n_words, k + 1 + margin)
+    n_cand = n_words - first
+    k = min(k, n_cand - 1)
+    m = min(n_cand, k + 1 + margin)
     max_sq = float(np.einsum("ij,ij->i", x, x).max())
     # |d_screen - d_exact| <= sqrt(|d2 error|); d2 error of the a2-2ab+b2 form in float64.
     delta = math.sqrt(16 * (dim + 2) * _U64 * 4 * max(max_sq, 1e-300))
-    search = NearestNeighbors(n_neighbors=m, algorithm="brute").fit(x)
+    search = NearestNeighbors(n_neighbors=m, algorithm="brute").fit(x[first:])
     ids = np.empty((n_words, k), dtype=np.int32)
     dists = np.empty((n_words, k), dtype=np.float64)
     for start in range(0, n_words, chunk):
         rows = np.arange(start, min(n_words, start + chunk))
         sd, si = search.kneighbors(x[rows], return_distance=True)
+        si += first
         d = dist64(x[rows][:, None, :], x[si])
         d[si == rows[:, None]] = np.inf  # a word is not its own neighbour
         top_i, top_d = _top_k_by_distance(si, d, k)
         ids[rows], dists[rows] = top_i, top_d
-        if m < n_words:
+        if m < n_cand:
             doubtful = ~(top_d[:, -1] < sd[:, -1] - delta)
             for r in rows[doubtful]:
-                ids[r], dists[r] = row_neighbors(x, int(r), k)
+                ids[r], dists[r] = row_neighbors(x, int(r), k, first=first)
         if progress is not None:
             progress(len(rows))
     return ids, dists

@@ -67,3 +67,18 @@ def test_brute_force_nearest_exact_with_ties(k):
     ref = np.array([np.lexsort((np.arange(len(x)), full[r]))[:k] for r in range(len(y))])
     np.testing.assert_array_equal(ids, ref)
     np.testing.assert_allclose(d, np.take_along_axis(full, ref, 1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("first", [1, 100, 240])
+def test_knn_table_restricted_to_a_suffix(first):
+    vecs = np.unique(toy_vectors(260, 4, seed=13, integer=True), axis=0)
+    vecs = vecs[np.random.default_rng(2).permutation(len(vecs))]
+    x = vecs.astype(np.float64)
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    d[:, :first] = np.inf
+    k = min(10, len(x) - first - 1)
+    ref = np.array([np.lexsort((np.arange(len(x)), d[i]))[:k] for i in range(len(x))])
+    ids, dist = geometry.knn_table(vecs, 10, first=first, margin=0, chunk=50)
+    np.testing.assert_array_equal(ids, ref)
+    np.testing.assert_allclose(dist, np.take_along_axis(d, ref, 1), rtol=1e-12)

@@ -36,8 +36,14 @@ class ExpSampler:
     """Pr[y | w] proportional to exp(-epsilon/2 * min(d(w,y), clip)) for y in W[first:]."""
 
     def __init__(self, store, epsilon: float, *, clip: float = np.inf, first: int = 0,
-                 max_rounds: int = 1024, cache_bytes: int = 128 << 20, row_block: int = 32):
+                 table=None, max_rounds: int = 1024, cache_bytes: int = 128 << 20,
+                 row_block: int = 32):
         self.store = store
+        # Near words: the store's table, or (for first > 0) a table of neighbours among the
+        # allowed words, so that the envelope stays tight.
+        self.nbr_ids, self.nbr_dist = table if table is not None else (store.nbr_ids,
+                                                                        store.nbr_dist)
+        self.complete = table is None and first == 0 and store.table_is_complete
         self.half_eps = epsilon / 2.0
         self.clip = clip
         self.first = first
@@ -87,15 +93,14 @@ class ExpSampler:
         The far branch proposes uniformly over all allowed columns and rejects near words, so
         its envelope mass is (allowed columns) x bound.
         """
-        store = self.store
-        k = store.k_max
+        k = self.nbr_ids.shape[1]
         near = np.empty((len(ids), k + 1), dtype=np.int64)
         near[:, 0] = ids
-        near[:, 1:] = store.nbr_ids[ids]
+        near[:, 1:] = self.nbr_ids[ids]
         d = np.zeros((len(ids), k + 1))
-        d[:, 1:] = store.nbr_dist[ids]
+        d[:, 1:] = self.nbr_dist[ids]
         logw = np.where(near >= self.first, -self.half_eps * np.minimum(d, self.clip), -np.inf)
-        if store.table_is_complete:
+        if self.complete:
             far_logw = np.full(len(ids), -np.inf)
         else:
             far_logw = -self.half_eps * np.minimum(d[:, -1], self.clip)

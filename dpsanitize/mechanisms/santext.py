@@ -20,11 +20,24 @@ sanitization." Findings of ACL 2021, Section 3 (SanText, Eq. 1) and 4 (SanText+)
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..errors import InvalidParameter
 from .base import Mechanism, check_range
 from .sampling import ExpSampler
+
+log = logging.getLogger("dpsanitize")
+
+
+def _sensitive_table(store, first: int) -> dict:
+    """Every word's exact nearest words within the sensitive set (computed once, cached)."""
+    from ..geometry import knn_table
+
+    log.info("santext+: finding each word's nearest sensitive words (one-off, cached)")
+    ids, dists = knn_table(store.vocab.vectors, store.k_max, first=first)
+    return {"ids": ids, "dists": dists}
 
 
 class SanText(Mechanism):
@@ -71,8 +84,13 @@ class SanTextPlus(Mechanism):
         n_sensitive = int(round(self.sensitive * self.vocab_size))
         if n_sensitive < 1:
             raise InvalidParameter("--santext-sensitive leaves no sensitive word; raise it")
-        self.first_sensitive = self.vocab_size - n_sensitive
-        self.sampler = ExpSampler(store, self.epsilon, first=self.first_sensitive)
+        self.first_sensitive = first = self.vocab_size - n_sensitive
+        table = None
+        if first > 0:
+            table = store.derived(f"neighbors-from-{first}", lambda: _sensitive_table(store, first),
+                                  lambda a: a["ids"].shape[0] == self.vocab_size)
+            table = (table["ids"], table["dists"])
+        self.sampler = ExpSampler(store, self.epsilon, first=first, table=table)
 
     def params(self) -> dict:
         return {"sensitive_fraction": self.sensitive, "p": self.p,
