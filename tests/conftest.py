@@ -147,6 +147,12 @@ def stat_store_narrow(toy_dir, toy_cache):
     return open_index(path, vocab_size=0, cache_dir=toy_cache, params=BuildParams(k_max=3))
 
 
+@pytest.fixture(params=["complete-table", "narrow-table"])
+def store(request, stat_store, stat_store_narrow):
+    """The statistical vocabulary with a complete neighbour table, then with a 3-column one."""
+    return stat_store if request.param == "complete-table" else stat_store_narrow
+
+
 def full_distances(store) -> np.ndarray:
     x = np.asarray(store.vocab.vectors, dtype=np.float64)
     return np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))

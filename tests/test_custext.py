@@ -37,11 +37,6 @@ def custext_probs(D, w, eps, groups):
     return probs / probs.sum()
 
 
-@pytest.fixture(params=["complete-table", "narrow-table"])
-def store(request, stat_store, stat_store_narrow):
-    return stat_store if request.param == "complete-table" else stat_store_narrow
-
-
 @pytest.mark.parametrize("k", [1, 4, 5, 12])
 def test_groups_equal_greedy_reference(store, k):
     mech = CusText(epsilon=1.0, store=store, custext_k=k)

@@ -22,11 +22,6 @@ def santext_probs(D, w, eps, columns=None):
     return weights / weights.sum()
 
 
-@pytest.fixture(params=["complete-table", "narrow-table"])
-def store(request, stat_store, stat_store_narrow):
-    return stat_store if request.param == "complete-table" else stat_store_narrow
-
-
 @pytest.mark.statistical
 @pytest.mark.parametrize("max_rounds", [48, 1, 0], ids=["rejection", "mixed", "rows"])
 @pytest.mark.parametrize("w", [0, 9])

@@ -48,11 +48,6 @@ def bottom_mldp(gamma, n, size, eps=EPS):  # the mutant: ln(|W| / |L_w|)
     return -gamma + 2 / eps * math.log(n / size)
 
 
-@pytest.fixture(params=["complete-table", "narrow-table"])
-def store(request, stat_store, stat_store_narrow):
-    return stat_store if request.param == "complete-table" else stat_store_narrow
-
-
 @pytest.mark.statistical
 @pytest.mark.parametrize("w", [0, 6, 10])
 def test_tem_matches_closed_form(store, w):

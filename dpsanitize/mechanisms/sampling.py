@@ -5,8 +5,9 @@ Draws y with probability proportional to ``exp(-eps/2 * min(d(w, y), clip))`` ov
 sensitive set). Two exact methods (the output distribution is the same either way, so which one
 served a draw reveals nothing):
 
-* **rejection** from an envelope built on the exact neighbour table: the near words (the word and
-  its K nearest) get their exact weights; every other word is at distance >= d_K(w), so
+* **rejection** from an envelope built on an exact neighbour table: the near words (the word and
+  its K nearest allowed words) get their exact weights; every other allowed word is at distance
+  >= d_K(w), so
   ``exp(-eps/2 * min(d_K, clip))`` bounds its weight. A proposal from the envelope is accepted
   with probability (true weight / envelope weight); accepted draws follow the target exactly.
   Cost: a few distance evaluations per draw.
