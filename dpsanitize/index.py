@@ -40,10 +40,10 @@ ANNOY_SEED = 20210519  # public data, so a fixed seed is fine: reproducible inde
 SMALL_FILE = 4 << 20  # files up to this size are checksummed on every load
 DECODERS = ("exact", "annoy")
 MANIFEST_KEYS = frozenset((
-    "format_version", "key", "vocab_fingerprint", "source", "source_format", "requested_vocab_size",
-    "vocab_size", "dim", "words_only", "rows_read", "dropped_duplicates", "dropped_non_words",
-    "lowercase", "d_min", "d_max", "d_min_pair",
-    "d_max_pair", "k_max", "annoy", "search_k", "build_seconds", "created", "files"))
+    "format_version", "key", "vocab_fingerprint", "source", "source_format",
+    "requested_vocab_size", "vocab_size", "dim", "words_only", "rows_read", "dropped_duplicates",
+    "dropped_non_words", "lowercase", "d_min", "d_max", "d_min_pair", "d_max_pair", "k_max",
+    "annoy", "search_k", "build_seconds", "created", "files"))
 
 
 @dataclass(frozen=True)
@@ -262,9 +262,13 @@ def _write_pointer(pointer: str, key: str) -> None:
     with contextlib.suppress(OSError):  # a pointer is only a shortcut
         os.makedirs(os.path.dirname(pointer), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(pointer), suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"entry": key}, f)
-        os.replace(tmp, pointer)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"entry": key}, f)
+            os.replace(tmp, pointer)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def _try_load(entry: str, key: str, quiet: bool = False) -> IndexStore | None:

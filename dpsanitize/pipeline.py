@@ -170,6 +170,9 @@ class Sanitizer:
                            "index": self.store.manifest["key"], "size": len(self.store.vocab),
                            "dim": self.store.vocab.dim, "source": self.store.manifest["source"]},
             "oov_policy": self.oov, "counts": c,
+            "counts_note": "the perturbed/unchanged counts compare the output with the input and "
+                           "are not covered by the privacy guarantee: keep this report with the "
+                           "input, not with the released output",
             "elapsed_seconds": round(elapsed, 3),
             "words_per_second": round(c["words"] / elapsed) if elapsed > 0 else None,
             "privacy": statement,

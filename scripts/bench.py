@@ -67,16 +67,31 @@ def baseline(path: str, out: str) -> float:
     return time.perf_counter() - t
 
 
+PEAK = """
+import atexit, sys
+
+def peak():
+    # VmHWM belongs to this process image; getrusage's maxrss would include the parent's
+    with open("/proc/self/status") as f:
+        kib = next(line.split()[1] for line in f if line.startswith("VmHWM"))
+    sys.stderr.write(f"VmHWM {kib}\\n")
+
+atexit.register(peak)
+from dpsanitize.cli import main
+sys.argv[0] = "dpsanitize"
+main()
+"""
+
+
 def timed_run(args: list[str]) -> tuple[float, float]:
-    """Wall time and peak RSS (MiB) of one child process."""
+    """Wall time and peak RSS (MiB) of one `dpsanitize` process."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "dpsanitize", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"dpsanitize {' '.join(args)} exited {proc.returncode}")
-    return time.perf_counter() - t, usage.ru_maxrss / 1024
+    res = subprocess.run([sys.executable, "-c", PEAK, *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        raise SystemExit(f"dpsanitize {' '.join(args)} exited {res.returncode}")
+    return wall, int(res.stderr.split("VmHWM")[-1]) / 1024
 
 
 def main() -> None:

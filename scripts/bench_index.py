@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from dpsanitize.index import open_index
 t = time.perf_counter()
 open_index(None, vocab_size=int(sys.argv[1]), cache_dir=sys.argv[2], progress=False)
 print(time.perf_counter() - t)
+with open("/proc/self/status") as f:  # VmHWM: this process image only
+    print(int(next(line.split()[1] for line in f if line.startswith("VmHWM"))) / 1024)
 """
 
 LOAD = """
@@ -36,10 +37,10 @@ print(time.perf_counter() - t)
 """
 
 
-def child(code: str, *args: str) -> float:
+def child(code: str, *args: str) -> list[float]:
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
                          text=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return [float(x) for x in out.stdout.split()]
 
 
 def main() -> None:
@@ -50,10 +51,9 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"data: default embeddings (GloVe 6B 50d), vocab size {args.vocab_size}")
     with tempfile.TemporaryDirectory() as cache:
-        build_s = child(BUILD, str(args.vocab_size), cache)
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        build_s, peak_mib = child(BUILD, str(args.vocab_size), cache)
         print(f"cold build: {build_s:.1f} s, peak RSS {peak_mib:.0f} MiB")
-        loads = sorted(child(LOAD, str(args.vocab_size), cache) for _ in range(5))
+        loads = sorted(child(LOAD, str(args.vocab_size), cache)[0] for _ in range(5))
         print(f"warm load (fresh process, incl. imports): median {loads[2]:.3f} s, "
               f"min {loads[0]:.3f} s")
         recall(args, cache)

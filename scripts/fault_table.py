@@ -21,6 +21,11 @@ import time
 PY = [sys.executable, "-m", "dpsanitize"]
 
 
+def default_sigint():
+    """Children of a background job inherit an ignored SIGINT; give them the default back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def words(n):
     out = []
     for i in range(n):
@@ -127,7 +132,7 @@ def main() -> None:
             os.mkfifo(fifo)
             argv = [fifo if a.endswith("in.txt") else a for a in argv]
             proc = subprocess.Popen([*PY, *argv], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+                                    stderr=subprocess.DEVNULL, preexec_fn=default_sigint)
             with open(fifo, "wb") as w:
                 w.write(text)
                 w.flush()

@@ -120,6 +120,7 @@ def test_report_json(runner, toy_args, toy_text, tmp_path):
     assert "Euclidean" in data["epsilon_unit"]
     assert len(data["vocabulary"]["fingerprint"]) == 64
     assert "per_line_composition" in data["privacy"] and "rule" in data["per_line_bound"]
+    assert "not covered by the privacy guarantee" in data["counts_note"]
     text = rep.read_text()
     assert "12345" not in text and "Zork42" not in text and "seed" not in text
     assert "warning" in result.stderr and "12345" not in result.stderr

@@ -39,6 +39,12 @@ def test_every_mechanism_runs_validates_and_states(stat_store, name):
             mechanism_class(name)(epsilon=bad, store=stat_store)
 
 
+def test_cli_choices_match_the_library():
+    from dpsanitize import cli, embeddings, index
+
+    assert cli.FORMATS == embeddings.FORMATS and cli.DECODERS == index.DECODERS
+
+
 def test_options_for_other_mechanisms_are_refused(stat_store):
     with pytest.raises(InvalidParameter, match="--custext-k does not apply to --mech tem"):
         create("tem", epsilon=1.0, store=stat_store, custext_k=5)

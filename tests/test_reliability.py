@@ -126,6 +126,11 @@ def _wait_for(predicate, timeout=30.0):
     return False
 
 
+def default_sigint():
+    """A test runner started in the background hands its children an ignored SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _temp_outputs(folder):
     return [p for p in os.listdir(folder) if p.endswith(".dpsanitize-tmp")]
 
@@ -136,7 +141,8 @@ def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, s
     fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"
     os.mkfifo(fifo)
     proc = subprocess.Popen([*PY, "run", "--eps", "400", *toy_args, str(fifo), str(dst)],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            preexec_fn=default_sigint)
     with open(fifo, "wb") as writer:
         writer.write(canary_text(toy_embeddings[1], marks))
         writer.flush()
@@ -160,7 +166,7 @@ def test_signal_while_building_the_index(tmp_path, sig, code):
     (out / "in.txt").write_text("hello\n")
     proc = subprocess.Popen([*PY, "run", "--eps", "400", "--embeddings", emb, "--vocab-size", "0",
                              "--cache-dir", str(cache), str(out / "in.txt"), str(out / "o.txt")],
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=default_sigint)
     assert _wait_for(lambda: cache.exists() and any(n.startswith(".tmp-") for n in os.listdir(cache)))
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
