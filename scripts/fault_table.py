@@ -185,7 +185,7 @@ def main() -> None:
     print("| case | exit | left in the output folder |")
     print("|---|---:|---|")
     for name, code, left in rows:
-        print(f"| {name} | {code} | {left} |")
+        print(f"| {name.replace('|', chr(92) + '|')} | {code} | {left} |")
     shutil.rmtree(root, ignore_errors=True)
 
 
