@@ -22,8 +22,7 @@ import click
 
 from . import __version__
 from .config import load_config
-from .errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, InvalidParameter,
-                     UnknownWordError)
+from .errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, InvalidParameter
 from .mechanisms import MECHANISMS
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")  # = embeddings.FORMATS
@@ -450,8 +449,8 @@ def neighbors(word, k, open_store, as_json):
     key = word.lower() if vocab.lowercase else word
     i = vocab.id_of.get(key)
     if i is None:
-        raise click.BadParameter(str(UnknownWordError(
-            f"the word is not in the vocabulary of {len(vocab)} words")), param_hint="WORD")
+        raise click.BadParameter(f"the word is not in the vocabulary of {len(vocab)} words",
+                                 param_hint="WORD")
     ids, dists = store.neighbors(i, min(k, len(vocab) - 1))
     rows = [{"word": vocab.words[j], "distance": float(d)} for j, d in zip(ids, dists)]
     if as_json:

@@ -65,7 +65,3 @@ class InvalidParameter(ValueError):
 
 class CalibrationError(InvalidParameter):
     """epsilon is too small for the mechanism's calibration to exist."""
-
-
-class UnknownWordError(InvalidParameter):
-    """A word named on the command line is not in the vocabulary."""

@@ -30,7 +30,7 @@ def dist64(a, b) -> np.ndarray:
     return np.sqrt(np.einsum("...i,...i->...", d, d))
 
 
-def _top_k_by_distance(ids: np.ndarray, d: np.ndarray, k: int):
+def top_k_by_distance(ids: np.ndarray, d: np.ndarray, k: int):
     """Per row, the k entries with the smallest (distance, id)."""
     order = np.lexsort((ids, d), axis=-1)[..., :k]
     return np.take_along_axis(ids, order, -1), np.take_along_axis(d, order, -1)
@@ -45,7 +45,7 @@ def row_neighbors(vectors: np.ndarray, i: int, k: int, *, first: int = 0):
     part = np.argpartition(d, k - 1)[:k]
     # Everything tied with the k-th distance must compete on id, so widen the partition to ties.
     cand = np.flatnonzero(d <= d[part].max())
-    return _top_k_by_distance(cand, d[cand], k)
+    return top_k_by_distance(cand, d[cand], k)
 
 
 def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, chunk: int = 2048,
@@ -77,7 +77,7 @@ def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, chunk: int
         si += first
         d = dist64(x[rows][:, None, :], x[si])
         d[si == rows[:, None]] = np.inf  # a word is not its own neighbour
-        top_i, top_d = _top_k_by_distance(si, d, k)
+        top_i, top_d = top_k_by_distance(si, d, k)
         ids[rows], dists[rows] = top_i, top_d
         if m < n_cand:
             doubtful = ~(top_d[:, -1] < sd[:, -1] - delta)
@@ -175,7 +175,7 @@ class BruteForce:
         picks = min(k + 1, n_words)
         vals, chosen = self._smallest_scores(lhs, picks)
         d = dist64(y[:, None, :], self.x[chosen[:, :k]])
-        top_i, top_d = _top_k_by_distance(chosen[:, :k], d, k)
+        top_i, top_d = top_k_by_distance(chosen[:, :k], d, k)
         if picks > k:
             # certified when the (k+1)-th score is clearly worse than the k-th; otherwise every
             # word within the rounding margin of the k-th score is re-checked in float64
@@ -183,7 +183,7 @@ class BruteForce:
             for r in np.flatnonzero(doubtful):
                 scores = lhs[r] @ self._rhs_t
                 cand = np.flatnonzero(scores <= float(vals[r, k - 1]) + 2 * err[r])
-                top_i[r], top_d[r] = _top_k_by_distance(cand, dist64(y[r], self.x[cand]), k)
+                top_i[r], top_d[r] = top_k_by_distance(cand, dist64(y[r], self.x[cand]), k)
         return top_i, top_d
 
     def _smallest_scores(self, lhs, picks):

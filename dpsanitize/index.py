@@ -191,7 +191,7 @@ class IndexStore:
         """Best k among the anchor and its table, and whether that is not certified exact."""
         cands = np.concatenate([anchors[:, None], np.asarray(self.nbr_ids[anchors], np.int64)], 1)
         d = geometry.dist64(y[:, None, :], self.vocab.vectors[cands])
-        top_i, top_d = geometry._top_k_by_distance(cands, d, k)
+        top_i, top_d = geometry.top_k_by_distance(cands, d, k)
         if self.table_is_complete:
             return top_i, top_d, np.zeros(len(y), dtype=bool)
         # A word outside the anchor's table is at least d_K(anchor) - |y - anchor| away from y.
@@ -205,7 +205,7 @@ class IndexStore:
             found = index.get_nns_by_vector(y[r], k, search_k=search_k) or [int(anchors[r])]
             out_i[r] = (found + [found[-1]] * k)[:k]
         d = geometry.dist64(y[:, None, :], self.vocab.vectors[out_i])
-        return geometry._top_k_by_distance(out_i, d, k)
+        return geometry.top_k_by_distance(out_i, d, k)
 
 
 # --------------------------------------------------------------------------------------------
