@@ -86,13 +86,13 @@ class Vocabulary:
         return np.asarray(self.vectors[i], dtype=np.float64)
 
 
-def vocabulary_fingerprint(words: list[str], vectors: np.ndarray) -> str:
+def vocabulary_fingerprint(vocab_words: list[str], vectors: np.ndarray) -> str:
     """sha256 over the words and the exact float32 bytes of their vectors."""
     h = hashlib.sha256()
     h.update(b"dpsanitize-vocabulary-v1\0")
-    h.update(f"{len(words)} {vectors.shape[1]}\0".encode())
+    h.update(f"{len(vocab_words)} {vectors.shape[1]}\0".encode())
     h.update(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
-    h.update("\n".join(words).encode("utf-8", "surrogatepass"))
+    h.update("\n".join(vocab_words).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
