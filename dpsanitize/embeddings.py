@@ -82,9 +82,6 @@ class Vocabulary:
         v = np.asarray(self.vectors, dtype=np.float64)
         return np.einsum("ij,ij->i", v, v)
 
-    def vector(self, i: int) -> np.ndarray:
-        return np.asarray(self.vectors[i], dtype=np.float64)
-
 
 def vocabulary_fingerprint(vocab_words: list[str], vectors: np.ndarray) -> str:
     """sha256 over the words and the exact float32 bytes of their vectors."""

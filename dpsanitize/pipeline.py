@@ -210,28 +210,26 @@ def read_chunks(src, max_line_bytes: int, block: int = BLOCK_BYTES):
         data = src.read(block)
         if not data:
             if pending:
-                if len(pending) > max_line_bytes:
-                    raise InputDataError(f"line {line_no}: longer than --max-line-bytes "
-                                         f"({max_line_bytes} bytes)")
+                _check_length(pending, line_no, max_line_bytes)
                 yield line_no, pending
             return
         buf = pending + data if pending else data
         cut = buf.rfind(b"\n") + 1
         if cut == 0:
-            pending = buf
-            if len(pending) > max_line_bytes:
-                raise InputDataError(f"line {line_no}: longer than --max-line-bytes "
-                                     f"({max_line_bytes} bytes)")
+            pending = buf  # no line end yet: it must not outgrow the limit
+            _check_length(pending, line_no, max_line_bytes)
             continue
         chunk, pending = buf[:cut], buf[cut:]
         if len(chunk) > max_line_bytes:
-            lengths = [len(x) for x in chunk.split(b"\n")[:-1]]
-            for k, length in enumerate(lengths):
-                if length > max_line_bytes:
-                    raise InputDataError(f"line {line_no + k}: longer than --max-line-bytes "
-                                         f"({max_line_bytes} bytes)")
+            for k, line in enumerate(chunk.split(b"\n")[:-1]):
+                _check_length(line, line_no + k, max_line_bytes)
         yield line_no, chunk
         line_no += chunk.count(b"\n")
+
+
+def _check_length(line: bytes, line_no: int, max_line_bytes: int) -> None:
+    if len(line) > max_line_bytes:
+        raise InputDataError(f"line {line_no}: longer than --max-line-bytes ({max_line_bytes} bytes)")
 
 
 def _decode_error(chunk: bytes, exc: UnicodeDecodeError, first_line: int, encoding: str) -> str:

@@ -62,6 +62,14 @@ def counts_of(outputs, size: int) -> np.ndarray:
     return np.bincount(np.asarray(outputs, dtype=np.int64), minlength=size)
 
 
+def assert_matches_closed_form(name, mech, w, probs, n, rng, rtol=1e-9):
+    """Goodness of fit of n draws of mech(w) against `probs`, and mech.probabilities(w) == probs."""
+    counts = counts_of(mech.perturb(np.full(n, w), rng), len(probs))
+    p = goodness_of_fit(counts, probs)
+    assert p > ALPHA, describe(name, p, counts, np.asarray(probs) * n)
+    np.testing.assert_allclose(mech.probabilities(w), probs, rtol=rtol)
+
+
 def describe(name, p, counts, expected=None) -> str:
     msg = f"{name}: p={p:.3g} (alpha={ALPHA:g}), n={int(np.sum(counts))}, counts={list(counts)}"
     if expected is not None:

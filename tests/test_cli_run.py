@@ -175,13 +175,13 @@ def test_config_sets_options_and_flags_win(runner, toy_args, tmp_path, monkeypat
     assert (tmp_path / "o1").read_text() == "[CFG]\n"
     r2 = run_cli(runner, ["run", "--config", cfg, "--oov-token", "[CLI]", *toy_args, str(src),
                           str(tmp_path / "o2")])
-    assert (tmp_path / "o2").read_text() == "[CLI]\n"
+    assert r2.exit_code == 0 and (tmp_path / "o2").read_text() == "[CLI]\n"
     monkeypatch.setenv("DPSANITIZE_RUN_OOV_TOKEN", "[ENV]")
     r3 = run_cli(runner, ["run", "--config", cfg, *toy_args, str(src), str(tmp_path / "o3")])
     assert r3.exit_code == 0 and (tmp_path / "o3").read_text() == "[ENV]\n"
     r4 = run_cli(runner, ["run", "--config", cfg, "--oov-token", "[CLI]", *toy_args, str(src),
                           str(tmp_path / "o4")])
-    assert (tmp_path / "o4").read_text() == "[CLI]\n"
+    assert r4.exit_code == 0 and (tmp_path / "o4").read_text() == "[CLI]\n"
 
 
 @pytest.mark.parametrize("body,needle", [

@@ -7,7 +7,7 @@ from conftest import full_distances
 from dpsanitize.errors import InvalidParameter
 from dpsanitize.mechanisms.custext import CusText
 from dpsanitize.rng import make_rng
-from stats import ALPHA, counts_of, describe, goodness_of_fit
+from stats import ALPHA, assert_matches_closed_form, counts_of, goodness_of_fit
 
 N_DRAWS = 150_000
 
@@ -52,10 +52,7 @@ def test_custext_matches_closed_form(store, w):
     eps, k = 3.0, 5
     mech = CusText(epsilon=eps, store=store, custext_k=k)
     probs = custext_probs(full_distances(store), w, eps, reference_groups(full_distances(store), k))
-    counts = counts_of(mech.perturb(np.full(N_DRAWS, w), make_rng(w)), 12)
-    p = goodness_of_fit(counts, probs)
-    assert p > ALPHA, describe("custext", p, counts, probs * N_DRAWS)
-    np.testing.assert_allclose(mech.probabilities(w), probs, rtol=1e-12)
+    assert_matches_closed_form("custext", mech, w, probs, N_DRAWS, make_rng(w), rtol=1e-12)
 
 
 @pytest.mark.statistical

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from conftest import full_distances
 from dpsanitize.errors import InvalidParameter
 from dpsanitize.mechanisms.laplace import unit_directions
 from dpsanitize.mechanisms.mahalanobis import Mahalanobis, regularized_sqrt

@@ -7,7 +7,7 @@ from conftest import full_distances
 from dpsanitize.mechanisms.santext import SanText, SanTextPlus
 from dpsanitize.mechanisms.sampling import ExpSampler
 from dpsanitize.rng import make_rng
-from stats import ALPHA, counts_of, describe, goodness_of_fit
+from stats import ALPHA, assert_matches_closed_form, counts_of, goodness_of_fit
 
 N_DRAWS = 150_000
 
@@ -31,10 +31,7 @@ def test_santext_matches_closed_form(store, max_rounds, w):
     mech = SanText(epsilon=eps, store=store)
     mech.sampler.max_rounds = max_rounds
     probs = santext_probs(full_distances(store), w, eps)
-    counts = counts_of(mech.perturb(np.full(N_DRAWS, w), make_rng(w + max_rounds)), 12)
-    p = goodness_of_fit(counts, probs)
-    assert p > ALPHA, describe("santext", p, counts, probs * N_DRAWS)
-    np.testing.assert_allclose(mech.probabilities(w), probs, rtol=1e-9)
+    assert_matches_closed_form("santext", mech, w, probs, N_DRAWS, make_rng(w + max_rounds))
 
 
 @pytest.mark.statistical
@@ -62,10 +59,7 @@ def test_santext_plus_matches_closed_form(store, w):
     mech = SanTextPlus(epsilon=eps, store=store, santext_sensitive=frac, santext_p=p)
     assert mech.first_sensitive == 6
     probs = santext_plus_probs(full_distances(store), w, eps, 6, p)
-    counts = counts_of(mech.perturb(np.full(N_DRAWS, w), make_rng(100 + w)), 12)
-    pv = goodness_of_fit(counts, probs)
-    assert pv > ALPHA, describe("santext+", pv, counts, probs * N_DRAWS)
-    np.testing.assert_allclose(mech.probabilities(w), probs, rtol=1e-9)
+    assert_matches_closed_form("santext+", mech, w, probs, N_DRAWS, make_rng(100 + w))
 
 
 @pytest.mark.statistical

@@ -9,7 +9,7 @@ from conftest import full_distances
 from dpsanitize.errors import InvalidParameter
 from dpsanitize.mechanisms.tem import TruncatedExponential
 from dpsanitize.rng import make_rng
-from stats import ALPHA, counts_of, describe, goodness_of_fit
+from stats import ALPHA, assert_matches_closed_form, counts_of, goodness_of_fit
 
 EPS, BETA, N_DRAWS = 4.0, 0.1, 150_000
 
@@ -56,10 +56,7 @@ def test_tem_matches_closed_form(store, w):
     D = full_distances(store)
     probs = tem_probs(D, w, EPS, BETA)
     assert 0 < (D[w] <= mech.gamma).sum() < 12  # both L_w and bottom matter here
-    counts = counts_of(mech.perturb(np.full(N_DRAWS, w), make_rng(w)), 12)
-    p = goodness_of_fit(counts, probs)
-    assert p > ALPHA, describe("tem", p, counts, probs * N_DRAWS)
-    np.testing.assert_allclose(mech.probabilities(w), probs, rtol=1e-9)
+    assert_matches_closed_form("tem", mech, w, probs, N_DRAWS, make_rng(w))
 
 
 @pytest.mark.statistical
