@@ -80,6 +80,22 @@ def brute_force_neighbors(vecs: np.ndarray, k: int):
     return ids, np.take_along_axis(d, ids, 1), full
 
 
+@pytest.fixture(autouse=True)
+def _library_logging():
+    """Each test starts with the library logger as an importing program sees it: the handler a
+    CLI invocation in this process installed would otherwise hide records from caplog."""
+    import logging
+
+    def reset():
+        log = logging.getLogger("dpsanitize")
+        log.handlers.clear()
+        log.propagate, log.level = True, logging.NOTSET
+
+    reset()
+    yield
+    reset()
+
+
 @pytest.fixture
 def runner():
     return CliRunner()
