@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -139,12 +140,20 @@ def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarra
 class BruteForce:
     """Exact k nearest words of arbitrary float64 query points (noisy vectors).
 
+    float32 scores ``|x|^2 - 2 y.x`` are computed in column chunks that stay in cache, keeping
+    only each chunk's minimum (one pass over the scores). The k-th smallest chunk minimum bounds
+    the k-th nearest score, so only the few chunks whose minimum is within the rounding margin of
+    that bound are scored again for that query, and their candidates are ranked in float64.
+    Blocks of queries run on all cores (one BLAS thread each, so the passes over the scores run in
+    parallel too).
+
     Example::
 
         ids, d = BruteForce(vectors).nearest(y, k=2)
     """
 
-    def __init__(self, vectors: np.ndarray, *, block: int = 256):
+    def __init__(self, vectors: np.ndarray, *, block: int = 256, chunk: int = _SCORE_CHUNK,
+                 threads: int | None = None):
         x32 = np.ascontiguousarray(vectors, dtype=np.float32)
         self.x = x32
         sq = np.einsum("ij,ij->i", x32.astype(np.float64), x32.astype(np.float64))
@@ -152,60 +161,62 @@ class BruteForce:
             np.hstack([-2 * x32, sq.astype(np.float32)[:, None]]).T)
         self._max_norm = math.sqrt(float(sq.max()))
         self._block = block
+        self._chunk = chunk
+        self._threads = threads or len(os.sched_getaffinity(0))
 
     def nearest(self, y: np.ndarray, k: int = 1):
         """``(ids int64 (B,k), dists float64 (B,k))``, nearest first, ties by lower id."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
         y = np.asarray(y, dtype=np.float64)
-        n_words, dim = self.x.shape
-        k = min(k, n_words)
+        k = min(k, len(self.x))
         out_i = np.empty((len(y), k), dtype=np.int64)
         out_d = np.empty((len(y), k), dtype=np.float64)
-        for start in range(0, len(y), self._block):
-            stop = min(len(y), start + self._block)
-            out_i[start:stop], out_d[start:stop] = self._nearest_block(y[start:stop], k)
+        starts = range(0, len(y), self._block)
+
+        def solve(start):
+            part = slice(start, start + self._block)
+            out_i[part], out_d[part] = self._nearest_block(y[part], k)
+
+        if self._threads == 1 or len(starts) == 1:
+            for start in starts:
+                solve(start)
+            return out_i, out_d
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self._threads) as pool:
+            for _ in pool.map(solve, starts):
+                pass
         return out_i, out_d
 
     def _nearest_block(self, y, k):
         n_words, dim = self.x.shape
-        b = len(y)
-        lhs = np.hstack([y.astype(np.float32), np.ones((b, 1), np.float32)])
+        lhs = np.hstack([y.astype(np.float32), np.ones((len(y), 1), np.float32)])
         ynorm = np.sqrt(np.einsum("ij,ij->i", y, y))
         # |score32 - (|x|^2 - 2 y.x)| bound, including rounding y to float32
         err = 4 * (dim + 3) * _U32 * (3 * self._max_norm**2 + 2 * ynorm * self._max_norm)
-        picks = min(k + 1, n_words)
-        vals, chosen = self._smallest_scores(lhs, picks)
-        d = dist64(y[:, None, :], self.x[chosen[:, :k]])
-        top_i, top_d = top_k_by_distance(chosen[:, :k], d, k)
-        if picks > k:
-            # certified when the (k+1)-th score is clearly worse than the k-th; otherwise every
-            # word within the rounding margin of the k-th score is re-checked in float64
-            doubtful = ~(vals[:, k].astype(np.float64) > vals[:, k - 1] + 2 * err)
-            for r in np.flatnonzero(doubtful):
-                scores = lhs[r] @ self._rhs_t
-                cand = np.flatnonzero(scores <= float(vals[r, k - 1]) + 2 * err[r])
-                top_i[r], top_d[r] = top_k_by_distance(cand, dist64(y[r], self.x[cand]), k)
-        return top_i, top_d
-
-    def _smallest_scores(self, lhs, picks):
-        """The ``picks`` smallest float32 scores per row and their columns, ascending.
-
-        Scores are computed in column chunks that stay in cache, keeping a running top list.
-        """
-        b = len(lhs)
-        rows = np.arange(b)
-        vals = np.full((b, picks), np.inf, dtype=np.float32)
-        cols = np.zeros((b, picks), dtype=np.int64)
-        for start in range(0, self._rhs_t.shape[1], _SCORE_CHUNK):
-            scores = lhs @ self._rhs_t[:, start:start + _SCORE_CHUNK]
-            m = min(picks, scores.shape[1])
-            cv = np.empty((b, m), dtype=np.float32)
-            ci = np.empty((b, m), dtype=np.int64)
-            for t in range(m):
-                j = scores.argmin(axis=1)
-                cv[:, t], ci[:, t] = scores[rows, j], j + start
-                scores[rows, j] = np.inf
-            allv, alli = np.concatenate([vals, cv], 1), np.concatenate([cols, ci], 1)
-            order = np.argsort(allv, axis=1, kind="stable")[:, :picks]
-            vals = np.take_along_axis(allv, order, 1)
-            cols = np.take_along_axis(alli, order, 1)
-        return vals, cols
+        starts = np.arange(0, n_words, self._chunk)
+        mins = np.empty((len(y), len(starts)), dtype=np.float32)
+        for c, start in enumerate(starts):
+            np.min(lhs @ self._rhs_t[:, start:start + self._chunk], axis=1, out=mins[:, c])
+        # k words score at most the k-th smallest chunk minimum, so the k-th nearest word scores
+        # at most that plus err, and every word of the top k at most that plus 2 err.
+        if k <= len(starts):
+            bound = np.partition(mins, k - 1, axis=1)[:, k - 1].astype(np.float64) + 2 * err
+        else:
+            bound = np.full(len(y), np.inf)
+        rows, cols = [], []
+        for c, start in enumerate(starts):
+            hit = np.flatnonzero(mins[:, c] <= bound)
+            if len(hit):
+                scores = lhs[hit] @ self._rhs_t[:, start:start + self._chunk]
+                r, j = np.nonzero(scores <= bound[hit, None])
+                rows.append(hit[r])
+                cols.append(j + start)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        d = dist64(y[rows], self.x[cols])
+        order = np.lexsort((cols, d, rows))
+        rows, cols, d = rows[order], cols[order], d[order]
+        first = np.searchsorted(rows, np.arange(len(y)))  # every row has at least k candidates
+        take = first[:, None] + np.arange(k)
+        return cols[take], d[take]

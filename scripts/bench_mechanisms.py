@@ -5,7 +5,7 @@ Input ids are drawn with Zipf(1) frequencies over the 100k ranks (like running t
 batches of --batch. Also: peak memory of santext at |W| = 20k and 100k (fresh child processes),
 and the cost of the cryptographically strong default bit generator (AES-CTR) against PCG64.
 
-    python scripts/bench_mechanisms.py [--words 200000] [--batch 65536]
+    python scripts/bench_mechanisms.py [--words 200000] [--batch 65536] [--mechs a,b] [--no-memory]
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def main() -> None:
     ap.add_argument("--words", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=65536)
     ap.add_argument("--cache-dir", default="")
+    ap.add_argument("--mechs", default="", help="comma-separated subset, e.g. laplace,vickrey")
+    ap.add_argument("--no-memory", action="store_true", help="skip the santext memory runs")
     args = ap.parse_args()
+    wanted = set(filter(None, args.mechs.split(",")))
 
     import numpy as np
 
@@ -81,6 +84,8 @@ def main() -> None:
     print("| mechanism | eps | words/s (AES-CTR, default) | words/s (PCG64) | set-up s |")
     print("|---|---:|---:|---:|---:|")
     for name, grid in CASES:
+        if wanted and name not in wanted:
+            continue
         for eps in grid:
             t = time.perf_counter()
             mech = create(name, epsilon=eps, store=store)
@@ -93,6 +98,8 @@ def main() -> None:
             pcg = rate(mech, sub, make_rng(1, bit_generator="pcg64"), args.batch)
             print(f"| {name} | {eps:g} | {aes:,.0f} | {pcg:,.0f} | {setup:.2f} |", flush=True)
 
+    if args.no_memory:
+        return
     print("\nsantext peak memory (fresh process; RSS after opening the index -> after 4 batches "
           "of 65536):")
     cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []

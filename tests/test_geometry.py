@@ -55,13 +55,15 @@ def test_distance_rows_match_reference():
     assert rows[0, 0] == 0.0 and rows[1, 7] == 0.0
 
 
+@pytest.mark.parametrize("chunk,threads", [(4096, 1), (16, 2), (7, 1)])
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_brute_force_nearest_exact_with_ties(k):
+def test_brute_force_nearest_exact_with_ties(k, chunk, threads):
+    """Many chunks (ties across and within them) and several threads give the same answer."""
     vecs = np.unique(toy_vectors(300, 4, seed=11, integer=True), axis=0)
     rng = np.random.default_rng(1)
     y = rng.normal(size=(400, 4)) * 2
     y[:150] = np.round(y[:150] * 2) / 2  # half-integer points: exact distance ties
-    ids, d = geometry.BruteForce(vecs, block=37).nearest(y, k)
+    ids, d = geometry.BruteForce(vecs, block=37, chunk=chunk, threads=threads).nearest(y, k)
     x = vecs.astype(np.float64)
     full = np.sqrt(((y[:, None, :] - x[None]) ** 2).sum(-1))
     ref = np.array([np.lexsort((np.arange(len(x)), full[r]))[:k] for r in range(len(y))])
