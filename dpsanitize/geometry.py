@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 K_MAX = 64
-_SCORE_CHUNK = 4096  # columns per score block: 256 x 4096 float32 stays in cache
+_SCORE_CHUNK = 2048  # columns per score block: 256 x 2048 float32 (2 MiB) stays in cache
 _U32 = 2.0**-24  # unit roundoff of float32
 _U64 = 2.0**-53
 

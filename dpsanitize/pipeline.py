@@ -18,6 +18,7 @@ from itertools import repeat
 
 import numpy as np
 
+from . import privacy
 from . import text as tx
 from .errors import InputDataError, InvalidParameter
 
@@ -176,8 +177,8 @@ class Sanitizer:
             "elapsed_seconds": round(elapsed, 3),
             "words_per_second": round(c["words"] / elapsed) if elapsed > 0 else None,
             "privacy": statement,
-            "per_line_bound": _per_line_bound(self.mechanism, c["max_words_per_line"],
-                                              self.store.d_max),
+            "per_line_bound": privacy.per_line_bound(self.mechanism, c["max_words_per_line"],
+                                                     self.store.d_max),
         }
 
 
@@ -189,17 +190,6 @@ def _max_words_per_line(separators: list[str]) -> int:
                          count=len(separators) - 1)
     line_of_word = np.cumsum(breaks)
     return int(np.bincount(line_of_word).max())
-
-
-def _per_line_bound(mech, max_words: int, d_max: float) -> dict:
-    """The worst case over this run's lines of the per-line composition bound."""
-    if mech.metric:
-        return {"rule": "exp(eps * sum_i d(w_i, w'_i)) for two lines differing word for word",
-                "max_words_per_line": max_words,
-                "worst_case_log_ratio": mech.epsilon * max_words * d_max,
-                "note": "worst case: every word replaced by the farthest word (distance d_max)"}
-    return {"rule": "exp(eps * k) for two lines differing in k positions", "max_words_per_line":
-            max_words, "worst_case_log_ratio": mech.epsilon * max_words}
 
 
 def read_chunks(src, max_line_bytes: int, block: int = BLOCK_BYTES):

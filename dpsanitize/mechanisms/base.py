@@ -20,9 +20,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import privacy
 from ..errors import InvalidParameter
-
-METRIC_UNIT = "per word, per unit of Euclidean distance between word vectors"
+from ..privacy import METRIC_UNIT
 
 
 def check_epsilon(epsilon) -> float:
@@ -92,22 +92,8 @@ class Mechanism(abc.ABC):
                 "reference": cls.reference}
 
     def privacy_statement(self) -> dict:
-        eps = f"{self.epsilon:g}"
-        if self.metric:
-            line = (f"two lines of n in-vocabulary words, differing word for word (w_i vs w'_i), "
-                    f"are distinguishable by at most a factor exp({eps} * sum_i d(w_i, w'_i))")
-        else:
-            line = (f"two lines of n in-vocabulary words are distinguishable by at most a factor "
-                    f"exp({eps} * k), k the number of positions that differ, provided every "
-                    f"differing pair of words shares a group (otherwise there is no bound)")
-        return {
-            "mechanism": self.name, "epsilon": self.epsilon, "unit": self.unit,
-            "guarantee": self.guarantee.format(eps=eps), "per_line_composition": line,
-            "released_as_is": "line count, line lengths in words, punctuation, whitespace and "
-                              "line endings; out-of-vocabulary words only with --oov keep",
-            "repeated_runs": "each run over the same text is a new release; the bounds add up",
-            "parameters": self.params(), "reference": self.reference,
-        }
+        """The guarantee at this epsilon, its unit and its composition (see :mod:`..privacy`)."""
+        return privacy.statement(self)
 
     def __repr__(self) -> str:  # never tokens or RNG state
         extra = "".join(f", {k}={v!r}" for k, v in self.params().items())
