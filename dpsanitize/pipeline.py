@@ -137,8 +137,17 @@ class Sanitizer:
         return tx.join(parts)
 
     def sanitize_lines(self, lines: list[str]) -> list[str]:
-        """Convenience for notebooks and Dask: one output string per input string."""
-        return [self.sanitize_text(line) for line in lines]
+        """For notebooks and Dask: one output string per input string, in one mechanism call.
+
+        Example::
+
+            s.sanitize_lines(["The quick brown fox.", "Call me Ishmael."])
+        """
+        lines = list(lines)
+        if any("\n" in line for line in lines):  # cannot rejoin on newlines: one call per string
+            return [self.sanitize_text(line) for line in lines]
+        # Replacement words never hold a newline, so the joined text splits back line for line.
+        return self.sanitize_text("".join(line + "\n" for line in lines)).split("\n")[:-1]
 
     def sanitize_stream(self, src, dst, *, encoding: str = "utf-8",
                         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, progress=None) -> Counters:

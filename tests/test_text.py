@@ -115,4 +115,14 @@ def test_library_sanitize_lines(toy_store, toy_embeddings):
     s = Sanitizer("gumbel", 400.0, store=toy_store, seed=1)
     out = s.sanitize_lines([f"{words[0]}, {words[1]}!", "no vocabulary here"])
     assert len(out) == 2 and out[0].endswith("!") and out[1] == "<unk> <unk> <unk>"
-    assert np.all(s.counters.words == 5)
+    assert s.counters.words == 5 and s.counters.lines == 2
+    assert s.sanitize_lines([]) == []
+
+
+def test_sanitize_lines_one_string_per_string(toy_store, toy_embeddings):
+    """Batched (no string holds a newline) or not, strings map one to one, layout intact."""
+    _, words, _ = toy_embeddings
+    batched = ["", f" {words[4]} ", f"{words[5]}\r", "?!"]
+    for lines in (batched, [*batched, f"{words[2]}\r\n{words[3]}", "\n"]):
+        out = Sanitizer("gumbel", 400.0, store=toy_store, seed=1).sanitize_lines(lines)
+        assert [tx.split(o)[0::2] for o in out] == [tx.split(line)[0::2] for line in lines]
