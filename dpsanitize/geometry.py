@@ -137,6 +137,12 @@ def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarra
     return d2
 
 
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on (Linux)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class BruteForce:
     """Exact k nearest words of arbitrary float64 query points (noisy vectors).
 
@@ -162,7 +168,7 @@ class BruteForce:
         self._max_norm = math.sqrt(float(sq.max()))
         self._block = block
         self._chunk = chunk
-        self._threads = threads or len(os.sched_getaffinity(0))
+        self._threads = threads or _usable_cpus()
 
     def nearest(self, y: np.ndarray, k: int = 1):
         """``(ids int64 (B,k), dists float64 (B,k))``, nearest first, ties by lower id."""
@@ -184,9 +190,13 @@ class BruteForce:
             for start in starts:
                 solve(start)
             return out_i, out_d
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self._threads) as pool:
-            for _ in pool.map(solve, starts):
-                pass
+        pool = ThreadPoolExecutor(self._threads)
+        try:
+            with threadpool_limits(1, user_api="blas"):
+                for _ in pool.map(solve, starts):
+                    pass
+        finally:  # on Ctrl-C, do not finish the queued blocks first
+            pool.shutdown(wait=True, cancel_futures=True)
         return out_i, out_d
 
     def _nearest_block(self, y, k):
@@ -210,7 +220,7 @@ class BruteForce:
             hit = np.flatnonzero(mins[:, c] <= bound)
             if len(hit):
                 scores = lhs[hit] @ self._rhs_t[:, start:start + self._chunk]
-                r, j = np.nonzero(scores <= bound[hit, None])
+                r, j = np.divmod(np.flatnonzero(scores <= bound[hit, None]), scores.shape[1])
                 rows.append(hit[r])
                 cols.append(j + start)
         rows, cols = np.concatenate(rows), np.concatenate(cols)
