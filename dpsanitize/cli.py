@@ -269,9 +269,12 @@ def _check_oov_token(ctx, param, value):
 @click.option("--lock", type=click.Path(dir_okay=False),
               help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT); an "
                    "overlapping run exits 75.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes. The output does not depend on it: with --seed, every "
+                   "value writes the same bytes.")
 @quiet_option
 def run(src, dst, mech, eps, open_store, mech_options, oov, oov_token, seed, force, report,
-        progress, encoding, max_line_bytes, lock):
+        progress, encoding, max_line_bytes, lock, workers):
     """Sanitize INPUT into OUTPUT word by word. "-" means stdin / stdout.
 
     Only words change: spaces, punctuation and line endings are copied byte for byte. OUTPUT
@@ -302,14 +305,14 @@ def run(src, dst, mech, eps, open_store, mech_options, oov, oov_token, seed, for
         with atomic_output(dst, force=force) as out:
             mechanism = build_mechanism(mech, eps, open_store(progress), mech_options)
             sanitizer = Sanitizer(mechanism, oov=oov, oov_token=oov_token, seed=seed)
-            _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress)
+            _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress, workers)
         summary = sanitizer.report()
         if report_out is not None:
             report_out.write(json.dumps(summary, indent=1).encode() + b"\n")
     log.info("%s", _summary_line(summary))
 
 
-def _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress):
+def _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress, workers):
     from tqdm import tqdm
 
     from .io import input_size
@@ -323,7 +326,7 @@ def _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress):
             bar.update(n_bytes if size is not None else n_lines)
 
         sanitizer.sanitize_stream(src_file, out, encoding=encoding,
-                                  max_line_bytes=max_line_bytes, progress=tick)
+                                  max_line_bytes=max_line_bytes, progress=tick, workers=workers)
 
 
 def _human(n: float) -> str:

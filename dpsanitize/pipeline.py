@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import time
 from dataclasses import asdict, dataclass
@@ -38,6 +39,11 @@ class Counters:
     max_words_per_line: int = 0
     bytes: int = 0
 
+    def add(self, other: "Counters") -> None:
+        for name, value in asdict(other).items():
+            merged = max if name == "max_words_per_line" else operator.add
+            setattr(self, name, merged(getattr(self, name), value))
+
 
 class Sanitizer:
     """A mechanism, its vocabulary and a random generator, ready to rewrite text.
@@ -54,7 +60,9 @@ class Sanitizer:
     oov : {"mask", "random", "keep"}
         Out-of-vocabulary words: a placeholder, a uniform vocabulary word, or kept (leaks them).
     seed : int, optional
-        Reproducible noise (tests, audits only). None draws the seed from the OS.
+        Reproducible noise (tests, audits only). None draws the seed from the OS. Streams give
+        each chunk of input its own generator spawned from this seed, so the output does not
+        depend on how many worker processes ran.
     mechanism_options
         Passed to the mechanism (e.g. ``decoder="annoy"``, ``lam=0.3``).
     """
@@ -67,7 +75,7 @@ class Sanitizer:
                  rng: np.random.Generator | None = None, bit_generator: str = "aes",
                  progress: bool | None = None, **mechanism_options):
         from .mechanisms import create
-        from .rng import make_rng
+        from .rng import make_rng, seed_sequence
 
         if oov not in tx.OOV_POLICIES:
             raise InvalidParameter(f"oov must be one of {', '.join(tx.OOV_POLICIES)}")
@@ -84,7 +92,12 @@ class Sanitizer:
                                    words_only=words_only)
             self.mechanism = create(mech, epsilon=epsilon, store=store, **mechanism_options)
         self.store = store
-        self.rng = rng if rng is not None else make_rng(seed, bit_generator=bit_generator)
+        self.bit_generator = bit_generator
+        if rng is None:
+            self.seed_sequence = seed_sequence(seed)
+            self.rng = make_rng(seq=self.seed_sequence, bit_generator=bit_generator)
+        else:  # the caller's generator drives everything, streams included (one process)
+            self.seed_sequence, self.rng = None, rng
         self.oov, self.oov_token = oov, oov_token
         self.counters = Counters()
         self._words = store.vocab.words
@@ -99,9 +112,11 @@ class Sanitizer:
 
     def sanitize_text(self, text: str) -> str:
         """Rewrite the words of ``text`` (any number of whole lines); the rest is kept."""
+        return self._rewrite(text, self.rng, self.counters)
+
+    def _rewrite(self, text: str, rng: np.random.Generator, c: Counters) -> str:
         parts = tx.split(text)
         words = parts[1::2]
-        c = self.counters
         c.lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         n = len(words)
         if n == 0:
@@ -109,7 +124,7 @@ class Sanitizer:
         keys = list(map(str.lower, words)) if self._fold else words
         ids = np.fromiter(map(self._lookup, keys, repeat(-1)), dtype=np.int64, count=n)
         known = np.flatnonzero(ids >= 0)
-        out = self.mechanism.perturb(ids[known], self.rng)
+        out = self.mechanism.perturb(ids[known], rng)
         same = int(np.count_nonzero(out == ids[known]))
         c.words += n
         c.unchanged += same
@@ -124,7 +139,7 @@ class Sanitizer:
             if self.oov == "mask":
                 new[unknown] = self.oov_token
             elif self.oov == "random":
-                picks = self.rng.integers(0, len(self._words), len(unknown))
+                picks = rng.integers(0, len(self._words), len(unknown))
                 new[unknown] = list(map(self._words.__getitem__, picks.tolist()))
             else:  # keep
                 new[unknown] = [words[j] for j in unknown.tolist()]
@@ -150,21 +165,50 @@ class Sanitizer:
         return self.sanitize_text("".join(line + "\n" for line in lines)).split("\n")[:-1]
 
     def sanitize_stream(self, src, dst, *, encoding: str = "utf-8",
-                        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, progress=None) -> Counters:
+                        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, progress=None,
+                        workers: int = 1, block: int = BLOCK_BYTES) -> Counters:
         """Read bytes from ``src``, write sanitized bytes to ``dst``, line structure intact.
 
-        ``progress`` is called with each chunk's byte and line counts.
+        Input is cut into blocks of whole lines; block i gets its own generator (spawned from
+        this sanitizer's seed), so ``workers`` > 1 processes (see :mod:`.workers`) write exactly
+        what one would. ``progress`` is called with each block's byte and line counts.
         """
-        for first_line, chunk in read_chunks(src, max_line_bytes):
-            try:
-                decoded = chunk.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise InputDataError(_decode_error(chunk, exc, first_line, encoding)) from None
-            dst.write(self.sanitize_text(decoded).encode(encoding, errors="replace"))
-            self.counters.bytes += len(chunk)
-            if progress is not None:
-                progress(len(chunk), chunk.count(b"\n"))
+        chunks = read_chunks(src, max_line_bytes, block)
+        if workers > 1:
+            from .workers import sanitize_chunks
+
+            results = sanitize_chunks(self, chunks, encoding, workers)
+        else:
+            results = (self.sanitize_chunk(i, first, chunk, encoding)
+                       for i, (first, chunk) in enumerate(chunks))
+        with contextlib.closing(results):  # stops the workers if writing fails
+            for data, counts in results:
+                dst.write(data)
+                self.counters.add(counts)
+                if progress is not None:
+                    progress(counts.bytes, counts.lines)
         return self.counters
+
+    def sanitize_chunk(self, index: int, first_line: int, chunk: bytes,
+                       encoding: str) -> tuple[bytes, Counters]:
+        """Block ``index`` of a stream (whole lines from ``first_line``): bytes out, counts."""
+        try:
+            decoded = chunk.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise InputDataError(_decode_error(chunk, exc, first_line, encoding)) from None
+        counts = Counters(bytes=len(chunk))
+        rng = self.chunk_rng(index)
+        return self._rewrite(decoded, rng, counts).encode(encoding, errors="replace"), counts
+
+    def chunk_rng(self, index: int) -> np.random.Generator:
+        """The generator of block ``index``: the ``index``-th child of this sanitizer's seed."""
+        from .rng import make_rng
+
+        if self.seed_sequence is None:
+            return self.rng
+        root = self.seed_sequence
+        seq = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, index))
+        return make_rng(seq=seq, bit_generator=self.bit_generator)
 
     # ---------------------------------------------------------------------------------------
 

@@ -17,8 +17,11 @@ import numpy as np
 BIT_GENERATORS = ("aes", "pcg64")
 
 
-def seed_sequence(seed: int | None = None) -> np.random.SeedSequence:
-    return np.random.SeedSequence(seed)  # None: 128 bits from the OS entropy source
+def seed_sequence(seed: int | np.random.SeedSequence | None = None) -> np.random.SeedSequence:
+    """``seed`` as a SeedSequence (None: 128 bits from the OS entropy source)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    return np.random.SeedSequence(seed)
 
 
 def make_rng(seed: int | None = None, *, bit_generator: str = "aes",

@@ -82,11 +82,12 @@ def test_canaries_kept_only_with_oov_keep(tmp_path, toy_args, toy_embeddings):
     assert b"--oov keep" in res.stderr and marks[0].encode() not in res.stderr
 
 
-def test_error_path_leaks_nothing(tmp_path, toy_args, toy_embeddings, toy_cache):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_error_path_leaks_nothing(tmp_path, toy_args, toy_embeddings, toy_cache, workers):
     marks = canaries()
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_bytes(canary_text(toy_embeddings[1], marks) + marks[0].encode() + b" \xff\xfe\n")
-    res = run(["run", "--eps", "400", *toy_args, str(src), str(dst)])
+    res = run(["run", "--eps", "400", "--workers", workers, *toy_args, str(src), str(dst)])
     assert res.returncode == 65
     assert b"line 201: not valid utf-8 at byte offset 15" in res.stderr
     assert leftovers(tmp_path) == []
@@ -95,8 +96,8 @@ def test_error_path_leaks_nothing(tmp_path, toy_args, toy_embeddings, toy_cache)
 
 def test_internal_error_shows_no_traceback_or_text(tmp_path, toy_args):
     code = ("import sys; import dpsanitize.pipeline as p\n"
-            "def boom(self, text): raise KeyError(text)\n"
-            "p.Sanitizer.sanitize_text = boom\n"
+            "def boom(self, text, rng, counts): raise KeyError(text)\n"
+            "p.Sanitizer._rewrite = boom\n"
             "from dpsanitize.cli import main; sys.argv[0] = 'dpsanitize'; main()")
     src = tmp_path / "in.txt"
     src.write_text("Zqsecretvalue here\n")
@@ -135,25 +136,47 @@ def _temp_outputs(folder):
     return [p for p in os.listdir(folder) if p.endswith(".dpsanitize-tmp")]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, sig, code):
+def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, sig, code, workers):
     marks = canaries()
     fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"
     os.mkfifo(fifo)
-    proc = subprocess.Popen([*PY, "run", "--eps", "400", *toy_args, str(fifo), str(dst)],
+    proc = subprocess.Popen([*PY, "run", "--eps", "400", "--workers", workers, *toy_args,
+                             str(fifo), str(dst)],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                             preexec_fn=default_sigint)
     with open(fifo, "wb") as writer:
-        writer.write(canary_text(toy_embeddings[1], marks))
+        # with workers: more than one block, so a worker holds a block when the signal comes
+        writer.write(canary_text(toy_embeddings[1], marks) * (1 if workers == "1" else 150))
         writer.flush()
         assert _wait_for(lambda: _temp_outputs(tmp_path)), "the run never started its output"
+        if workers != "1":
+            assert _wait_for(lambda: _children(proc.pid)), "no worker started"
         time.sleep(0.3)
+        children = _children(proc.pid)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == code
     assert not dst.exists() and _temp_outputs(tmp_path) == []
     assert b"Traceback" not in err
     assert_no_canary(marks, err, folders=[tmp_path, toy_cache])
+    assert _wait_for(lambda: not any(os.path.exists(f"/proc/{c}") for c in children), 5)
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

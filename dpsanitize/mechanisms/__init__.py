@@ -44,4 +44,6 @@ def create(name: str, *, epsilon: float, store, **options):
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise InvalidParameter(f"{flags} does not apply to --mech {name}")
-    return cls(epsilon=epsilon, store=store, **given)
+    mechanism = cls(epsilon=epsilon, store=store, **given)
+    mechanism.recipe = (name, given)  # enough to build the same mechanism in another process
+    return mechanism

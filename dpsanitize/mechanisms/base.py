@@ -62,6 +62,7 @@ class Mechanism(abc.ABC):
                                 "for all words w, w', y; d is Euclidean distance in the embedding space")
     reference: ClassVar[str] = ""
     metric: ClassVar[bool] = True  # the bound scales with d(w, w')
+    recipe: tuple[str, dict] | None = None  # (name, options), set by mechanisms.create
 
     def __init__(self, *, epsilon: float, store):
         self.epsilon = check_epsilon(epsilon)

@@ -1,0 +1,73 @@
+"""Worker processes: the same bytes as one process for a seed, errors and counts intact."""
+
+import io
+import multiprocessing
+
+import pytest
+
+from dpsanitize.errors import InputDataError, InvalidParameter
+from dpsanitize.pipeline import Sanitizer
+
+
+@pytest.fixture(scope="module")
+def text(toy_embeddings):
+    words = toy_embeddings[1]
+    lines = [" ".join(words[(7 * i + j) % 120] for j in range(i % 13)) + ", Zqx.\r\n"
+             for i in range(3000)]
+    return "".join(lines).encode()
+
+
+def _stream(store, data, workers, seed=11, mech="gumbel", eps=400.0, **kw):
+    s = Sanitizer(mech, eps, store=store, seed=seed)
+    out = io.BytesIO()
+    counts = s.sanitize_stream(io.BytesIO(data), out, workers=workers, block=4096, **kw)
+    return out.getvalue(), counts
+
+
+@pytest.mark.parametrize("mech,eps", [("gumbel", 400.0), ("laplace", 3.0)])
+def test_same_bytes_and_counts_for_any_number_of_workers(toy_store, text, mech, eps):
+    one, counts_one = _stream(toy_store, text, 1, mech=mech, eps=eps)
+    two, counts_two = _stream(toy_store, text, 2, mech=mech, eps=eps)
+    assert len(text) > 20 * 4096  # many blocks, so the order of the blocks is tested too
+    assert one == two and counts_one == counts_two
+    assert counts_one.lines == 3000 and counts_one.bytes == len(text)
+    assert _stream(toy_store, text, 2, seed=12, mech=mech, eps=eps)[0] != two
+    assert multiprocessing.active_children() == []  # the workers are gone
+
+
+def test_decode_error_in_a_worker_names_the_line(toy_store, text):
+    bad = text + b"\xff\n" + text
+    with pytest.raises(InputDataError, match="line 3001: not valid utf-8 at byte offset 0"):
+        _stream(toy_store, bad, 2)
+    assert multiprocessing.active_children() == []
+
+
+def test_workers_need_a_seeded_mechanism_made_by_name(toy_store, text):
+    import numpy as np
+
+    s = Sanitizer("gumbel", 400.0, store=toy_store, rng=np.random.default_rng(0))
+    with pytest.raises(InvalidParameter, match="workers need"):
+        s.sanitize_stream(io.BytesIO(text), io.BytesIO(), workers=2)
+
+
+def test_cli_workers_flag(tmp_path, toy_embeddings, toy_cache, toy_store):
+    """`run --workers 2` writes what `--workers 1` writes; no canary reaches stderr or the report."""
+    import subprocess
+    import sys
+
+    from test_reliability import assert_no_canary, canaries, canary_text
+
+    marks = canaries()
+    src = tmp_path / "in.txt"
+    src.write_bytes(canary_text(toy_embeddings[1], marks) * 400)  # > 1 MiB: two blocks
+    outputs = []
+    for workers in ("1", "2"):
+        dst, rep = tmp_path / f"out{workers}.txt", tmp_path / f"report{workers}.json"
+        res = subprocess.run(
+            [sys.executable, "-m", "dpsanitize", "run", "--eps", "400", "--seed", "3", "--workers",
+             workers, "--report", str(rep), "--embeddings", toy_embeddings[0], "--vocab-size", "0",
+             "--cache-dir", toy_cache, str(src), str(dst)], capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert_no_canary(marks, res.stdout, res.stderr, rep.read_bytes())
+        outputs.append(dst.read_bytes())
+    assert outputs[0] == outputs[1] and outputs[0].count(b"\n") == 80_000
