@@ -15,7 +15,7 @@ import contextlib
 import operator
 import time
 from dataclasses import asdict, dataclass
-from itertools import repeat
+from itertools import chain, islice, repeat
 
 import numpy as np
 
@@ -174,6 +174,10 @@ class Sanitizer:
         what one would. ``progress`` is called with each block's byte and line counts.
         """
         chunks = read_chunks(src, max_line_bytes, block)
+        if workers > 1:  # worth starting processes only when there is more than one block
+            head = list(islice(chunks, 2))
+            chunks = chain(head, chunks)
+            workers = workers if len(head) > 1 else 1
         if workers > 1:
             from .workers import sanitize_chunks
 

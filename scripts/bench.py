@@ -8,6 +8,7 @@ tokens/s, start-up time (same command on an empty file) and peak memory. The flo
 Python loop that tokenizes the same file and writes it back unchanged.
 
     python scripts/bench.py [--tokens 1000000] [--mechs gumbel,laplace] [--eps gumbel=120,...]
+                            [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -71,10 +72,13 @@ PEAK = """
 import atexit, sys
 
 def peak():
-    # VmHWM belongs to this process image; getrusage's maxrss would include the parent's
+    # VmHWM belongs to this process image; getrusage's maxrss would include the parent's.
+    # Worker processes: the largest one's maxrss (RUSAGE_CHILDREN, in KiB on Linux).
+    import resource
     with open("/proc/self/status") as f:
         kib = next(line.split()[1] for line in f if line.startswith("VmHWM"))
-    sys.stderr.write(f"VmHWM {kib}\\n")
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    sys.stderr.write(f"VmHWM {kib} {worker}\\n")
 
 atexit.register(peak)
 from dpsanitize.cli import main
@@ -83,15 +87,16 @@ main()
 """
 
 
-def timed_run(args: list[str]) -> tuple[float, float]:
-    """Wall time and peak RSS (MiB) of one `dpsanitize` process."""
+def timed_run(args: list[str]) -> tuple[float, float, float]:
+    """Wall time, peak RSS (MiB) of the `dpsanitize` process and of its largest worker."""
     t = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", PEAK, *args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t
     if res.returncode != 0:
         raise SystemExit(f"dpsanitize {' '.join(args)} exited {res.returncode}")
-    return wall, int(res.stderr.split("VmHWM")[-1]) / 1024
+    main_kib, worker_kib = map(int, res.stderr.split("VmHWM")[-1].split())
+    return wall, main_kib / 1024, worker_kib / 1024
 
 
 def main() -> None:
@@ -101,6 +106,7 @@ def main() -> None:
     ap.add_argument("--eps", default="", help="overrides, e.g. gumbel=150,laplace=30")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache-dir", default=None, help="default: a warm temporary cache")
+    ap.add_argument("--workers", default="1", help="comma-separated, e.g. 1,2")
     args = ap.parse_args()
     eps = dict(DEFAULT_EPS)
     for item in filter(None, args.eps.split(",")):
@@ -120,17 +126,19 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "dpsanitize", "index", "build", "--cache-dir", cache,
                         "-q"], check=True)
         for mech in args.mechs.split(","):
-            common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
-                      "--force"]
-            startup = min(timed_run(["run", *common, empty, os.path.join(tmp, "o0")])[0]
-                          for _ in range(args.repeat))
-            runs = [timed_run(["run", *common, src, os.path.join(tmp, "o1")])
-                    for _ in range(args.repeat)]
-            best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
-            print(f"{'dpsanitize run --mech ' + mech + ' --eps ' + str(eps[mech]):<40} "
-                  f"{n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
-                  f"{startup:.2f} s; peak RSS {peak:.0f} MiB)")
-
+            for workers in args.workers.split(","):
+                common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
+                          "--force", "--workers", workers]
+                startup = min(timed_run(["run", *common, empty, os.path.join(tmp, "o0")])[0]
+                              for _ in range(args.repeat))
+                runs = [timed_run(["run", *common, src, os.path.join(tmp, "o1")])
+                        for _ in range(args.repeat)]
+                best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
+                worker_peak = max(r[2] for r in runs)
+                label = f"dpsanitize run --mech {mech} --eps {eps[mech]} --workers {workers}"
+                workers_note = f", largest worker {worker_peak:.0f} MiB" if workers != "1" else ""
+                print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
+                      f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -148,7 +148,7 @@ def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, s
                             preexec_fn=default_sigint)
     with open(fifo, "wb") as writer:
         # with workers: more than one block, so a worker holds a block when the signal comes
-        writer.write(canary_text(toy_embeddings[1], marks) * (1 if workers == "1" else 150))
+        writer.write(canary_text(toy_embeddings[1], marks) * (1 if workers == "1" else 300))
         writer.flush()
         assert _wait_for(lambda: _temp_outputs(tmp_path)), "the run never started its output"
         if workers != "1":

@@ -47,7 +47,7 @@ def test_workers_need_a_seeded_mechanism_made_by_name(toy_store, text):
 
     s = Sanitizer("gumbel", 400.0, store=toy_store, rng=np.random.default_rng(0))
     with pytest.raises(InvalidParameter, match="workers need"):
-        s.sanitize_stream(io.BytesIO(text), io.BytesIO(), workers=2)
+        s.sanitize_stream(io.BytesIO(text), io.BytesIO(), workers=2, block=4096)
 
 
 def test_cli_workers_flag(tmp_path, toy_embeddings, toy_cache, toy_store):
