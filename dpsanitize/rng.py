@@ -1,8 +1,9 @@
 """Randomness: one generator per process, cryptographically strong, from OS entropy by default.
 
 The bit generator is AES-128 in counter mode (randomgen's ``AESCounter``, AES-NI when the CPU has
-it), seeded through ``numpy.random.SeedSequence``. Worker streams come from
-``SeedSequence.spawn``. A seed makes a run reproducible and must never be logged.
+it), seeded through ``numpy.random.SeedSequence``. Block i of a stream uses the sequence's i-th
+child (as ``SeedSequence.spawn`` makes them), whichever process runs it. A seed makes a run
+reproducible and must never be logged.
 
 Example::
 

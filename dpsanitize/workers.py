@@ -23,7 +23,7 @@ _sanitizer = None  # this worker process's Sanitizer
 
 
 class WorkerError(DpsanitizeError):
-    exit_code = 70
+    """A worker process failed to start or died (exit 70)."""
 
 
 def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int):
@@ -49,7 +49,8 @@ def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int):
         while pending:
             yield pending.popleft().result()
     except BrokenProcessPool:
-        raise WorkerError("a worker process died (out of memory?); no output written") from None
+        raise WorkerError("a worker process failed to start or died (out of memory?); "
+                          "no output written") from None
     finally:
         for future in pending:
             future.cancel()

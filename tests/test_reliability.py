@@ -164,6 +164,29 @@ def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, s
     assert _wait_for(lambda: not any(os.path.exists(f"/proc/{c}") for c in children), 5)
 
 
+def test_dead_worker_exit_70_without_output(tmp_path, toy_args, toy_embeddings):
+    """A worker killed mid-run (as the OOM killer would): exit 70, no output, no traceback."""
+    fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([*PY, "run", "--eps", "400", "--workers", "2", *toy_args, str(fifo),
+                             str(dst)], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            preexec_fn=default_sigint)
+    with open(fifo, "wb") as writer:
+        writer.write(canary_text(toy_embeddings[1], canaries()) * 300)  # two blocks and a bit
+        writer.flush()
+
+        def workers():
+            return [c for c in _children(proc.pid)
+                    if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+        assert _wait_for(workers), "no worker started"
+        os.kill(workers()[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 70, err
+    assert b"worker process" in err and b"Traceback" not in err
+    assert not dst.exists() and _temp_outputs(tmp_path) == []
+
+
 def _children(pid: int) -> list[int]:
     """Live processes whose parent is ``pid`` (Linux /proc)."""
     found = []
