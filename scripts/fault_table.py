@@ -26,6 +26,22 @@ def default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def workers_of(pid: int) -> list[int]:
+    """Worker processes of ``pid`` (its children, without multiprocessing's resource tracker)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == pid and b"resource_tracker" not in cmdline:
+            found.append(int(entry))
+    return found
+
+
 def words(n):
     out = []
     for i in range(n):
@@ -126,7 +142,7 @@ def main() -> None:
     case("disk full (64 KiB tmpfs)", [*run, "IN", "OUT"], runner=disk_full,
          data=text * 3)
 
-    def signalled(sig):
+    def signalled(sig, payload=text, kill_worker=False):
         def runner(argv, folder):
             fifo = os.path.join(folder, "in.fifo")
             os.mkfifo(fifo)
@@ -134,21 +150,30 @@ def main() -> None:
             proc = subprocess.Popen([*PY, *argv], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, preexec_fn=default_sigint)
             with open(fifo, "wb") as w:
-                w.write(text)
+                w.write(payload)
                 w.flush()
                 end = time.monotonic() + 30
                 while time.monotonic() < end and not any(
                         n.endswith(".dpsanitize-tmp") for n in os.listdir(folder)):
                     time.sleep(0.02)
                 time.sleep(0.3)
-                proc.send_signal(sig)
-                code = proc.wait(30)
+                if kill_worker:  # as the OOM killer would
+                    while time.monotonic() < end and not workers_of(proc.pid):
+                        time.sleep(0.02)
+                    os.kill(workers_of(proc.pid)[0], signal.SIGKILL)
+                else:
+                    proc.send_signal(sig)
+            code = proc.wait(30)
             os.unlink(fifo)
             return code
         return runner
 
     case("SIGINT while streaming", [*run, "IN", "OUT"], runner=signalled(signal.SIGINT))
     case("SIGTERM while streaming", [*run, "IN", "OUT"], runner=signalled(signal.SIGTERM))
+    case("SIGINT while streaming, --workers 2", [*run, "--workers", "2", "IN", "OUT"],
+         runner=signalled(signal.SIGINT, payload=text * 40))
+    case("a worker process killed (SIGKILL), --workers 2", [*run, "--workers", "2", "IN", "OUT"],
+         runner=signalled(None, payload=text * 40, kill_worker=True))
 
     def piped(argv, folder):
         cmd = (f"cat {argv[-2]} | {' '.join(PY + argv[:-2])} - - | head -n 2 > /dev/null; "
