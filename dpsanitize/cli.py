@@ -574,13 +574,27 @@ def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_js
 # entry point
 
 
+def _stop_listening() -> None:
+    """After the first SIGINT/SIGTERM, ignore more of them: the cleanup must run to its end."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _on_sigterm(signum, frame):
+    _stop_listening()
     raise SystemExit(EXIT_TERMINATED)
+
+
+def _on_sigint(signum, frame):
+    _stop_listening()
+    raise KeyboardInterrupt
 
 
 def main(argv=None) -> None:
     """Console entry point: exit codes for signals, broken pipes and internal errors."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored (nohup)
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         code = cli.main(args=argv, prog_name="dpsanitize", standalone_mode=False)
     except click.exceptions.Abort:
