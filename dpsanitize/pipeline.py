@@ -100,6 +100,7 @@ class Sanitizer:
             self.seed_sequence, self.rng = None, rng
         self.oov, self.oov_token = oov, oov_token
         self.counters = Counters()
+        self._next_block = 0  # block streams are never reused, even across sanitize_stream calls
         self._words = store.vocab.words
         self._lookup = store.vocab.id_of.get
         self._fold = store.vocab.lowercase
@@ -173,7 +174,7 @@ class Sanitizer:
         this sanitizer's seed), so ``workers`` > 1 processes (see :mod:`.workers`) write exactly
         what one would. ``progress`` is called with each block's byte and line counts.
         """
-        chunks = read_chunks(src, max_line_bytes, block)
+        chunks = self._numbered(read_chunks(src, max_line_bytes, block))
         if workers > 1:  # worth starting processes only when there is more than one block
             head = list(islice(chunks, 2))
             chunks = chain(head, chunks)
@@ -183,8 +184,7 @@ class Sanitizer:
 
             results = sanitize_chunks(self, chunks, encoding, workers)
         else:
-            results = (self.sanitize_chunk(i, first, chunk, encoding)
-                       for i, (first, chunk) in enumerate(chunks))
+            results = (self.sanitize_chunk(i, line, chunk, encoding) for i, line, chunk in chunks)
         with contextlib.closing(results):  # stops the workers if writing fails
             for data, counts in results:
                 dst.write(data)
@@ -192,6 +192,13 @@ class Sanitizer:
                 if progress is not None:
                     progress(counts.bytes, counts.lines)
         return self.counters
+
+    def _numbered(self, chunks):
+        """``(block index, first line, bytes)``, indices continuing from the last stream."""
+        for first_line, chunk in chunks:
+            index = self._next_block
+            self._next_block += 1
+            yield index, first_line, chunk
 
     def sanitize_chunk(self, index: int, first_line: int, chunk: bytes,
                        encoding: str) -> tuple[bytes, Counters]:

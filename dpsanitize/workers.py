@@ -27,7 +27,7 @@ class WorkerError(DpsanitizeError):
 
 
 def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int):
-    """Yield ``(bytes, Counters)`` for each ``(first_line, chunk)`` of ``chunks``, in order."""
+    """Yield ``(bytes, Counters)`` for each ``(index, first_line, chunk)`` of ``chunks``, in order."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
@@ -42,7 +42,7 @@ def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int):
                                initializer=_start, initargs=spec)
     pending = collections.deque()
     try:
-        for index, (first_line, chunk) in enumerate(chunks):
+        for index, first_line, chunk in chunks:
             pending.append(pool.submit(_sanitize, index, first_line, chunk, encoding))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()

@@ -71,3 +71,13 @@ def test_cli_workers_flag(tmp_path, toy_embeddings, toy_cache, toy_store):
         assert_no_canary(marks, res.stdout, res.stderr, rep.read_bytes())
         outputs.append(dst.read_bytes())
     assert outputs[0] == outputs[1] and outputs[0].count(b"\n") == 80_000
+
+
+def test_block_streams_are_not_reused_across_streams(toy_store, text):
+    """A second stream through the same sanitizer draws fresh noise, not block 0's again."""
+    s = Sanitizer("gumbel", 400.0, store=toy_store, seed=11)
+    first, second = io.BytesIO(), io.BytesIO()
+    s.sanitize_stream(io.BytesIO(text), first, block=4096)
+    s.sanitize_stream(io.BytesIO(text), second, workers=2, block=4096)
+    assert first.getvalue() != second.getvalue()
+    assert first.getvalue() == _stream(toy_store, text, 2)[0]  # a fresh sanitizer starts at 0
