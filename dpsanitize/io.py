@@ -1,8 +1,10 @@
 """Opening input, writing output atomically, and run locks.
 
-The output goes to a temporary file beside the target (mode 0600), is fsynced, and only then
-renamed over the target: a failed or interrupted run leaves no partial output, and an existing
-output is always a complete one. ``-`` means stdin / stdout.
+The output goes to a temporary file beside the target (mode 0600 while it is written), is
+fsynced, given its final mode (what ``open(path, "w")`` would give under the umask, or the
+replaced file's mode with ``force``) and only then renamed over the target: a failed or
+interrupted run leaves no partial output, and an existing output is always a complete one.
+``-`` means stdin / stdout.
 
 Example::
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import sys
 import tempfile
 
@@ -43,8 +46,6 @@ def input_size(f) -> int | None:
         st = os.fstat(f.fileno())
     except (OSError, ValueError):
         return None
-    import stat
-
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
@@ -76,6 +77,8 @@ def check_output_path(path: str, force: bool) -> str:
     target = os.path.realpath(path)  # keep a symlink pointing at the new file
     if os.path.isdir(target):
         raise OutputError(f"output is a directory: {path}")
+    if not os.path.isdir(os.path.dirname(target)):
+        raise OutputError(f"output folder does not exist: {output_folder(path)}")
     if os.path.lexists(target) and not force:
         raise OutputError(f"output exists: {path}; use --force to replace it (sanitizing the same "
                           f"text again is a second release: the privacy loss adds up)")
@@ -96,9 +99,9 @@ def atomic_output(path: str, *, force: bool = False):
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=TEMP_SUFFIX,
                                    dir=directory)
     except FileNotFoundError:
-        raise OutputError(f"output folder does not exist: {os.path.dirname(path) or '.'}") from None
+        raise OutputError(f"output folder does not exist: {output_folder(path)}") from None
     except OSError as exc:
-        raise OutputError(f"cannot create the output in {os.path.dirname(path) or '.'} "
+        raise OutputError(f"cannot create the output in {output_folder(path)} "
                           f"({exc.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as f:
@@ -107,6 +110,7 @@ def atomic_output(path: str, *, force: bool = False):
             out.flush()
             try:
                 os.fsync(f.fileno())
+                os.fchmod(f.fileno(), final_mode(target))
             except OSError as exc:
                 raise WriteError(f"cannot write the output ({exc.strerror})") from None
         try:
@@ -120,6 +124,40 @@ def atomic_output(path: str, *, force: bool = False):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def output_folder(path: str) -> str:
+    return os.path.dirname(path) or "."
+
+
+def final_mode(target: str) -> int:
+    """The replaced file's permission bits, else what ``open(target, "w")`` would create."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: set and restore (briefly, the stricter mask)
+    os.umask(mask)
+    return mask
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when two paths name the same file (or would, once created)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _publish(tmp: str, target: str, force: bool) -> None:
@@ -172,7 +210,7 @@ def output_lock(lock_path: str | None):
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                raise OutputError(f"lock folder does not exist: {os.path.dirname(lock_path)}") from None
+                raise OutputError(f"lock folder does not exist: {output_folder(lock_path)}") from None
             raise OutputError(f"cannot create the lock file {lock_path} ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

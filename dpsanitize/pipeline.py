@@ -25,6 +25,7 @@ from .errors import InputDataError, InvalidParameter
 
 DEFAULT_MAX_LINE_BYTES = 10 << 20
 BLOCK_BYTES = 1 << 20
+SEGMENT_CHARS = 1 << 20  # a longer block (one long line) is rewritten piece by piece
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Counters:
 
     lines: int = 0
     words: int = 0
-    perturbed: int = 0
+    replaced: int = 0
     unchanged: int = 0
     oov: int = 0
     max_words_per_line: int = 0
@@ -116,22 +117,36 @@ class Sanitizer:
         return self._rewrite(text, self.rng, self.counters)
 
     def _rewrite(self, text: str, rng: np.random.Generator, c: Counters) -> str:
+        c.lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        pieces = []
+        open_line = 0  # words already seen on the line a cut between pieces runs through
+        # Pieces bound the memory a long line costs; normal blocks are a single piece.
+        for piece in tx.segments(text, SEGMENT_CHARS):
+            new, per_line = self._rewrite_piece(piece, rng, c)
+            per_line[0] += open_line
+            c.max_words_per_line = max(c.max_words_per_line, int(per_line.max()))
+            open_line = int(per_line[-1])
+            pieces.append(new)
+        return pieces[0] if len(pieces) == 1 else "".join(pieces)
+
+    def _rewrite_piece(self, text: str, rng: np.random.Generator, c: Counters):
+        """``text`` with its words rewritten, and the number of words on each of its lines."""
         parts = tx.split(text)
         words = parts[1::2]
-        c.lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         n = len(words)
+        per_line = _words_per_line(parts[0::2])
         if n == 0:
-            return text
+            return text, per_line
         keys = list(map(str.lower, words)) if self._fold else words
         ids = np.fromiter(map(self._lookup, keys, repeat(-1)), dtype=np.int64, count=n)
         known = np.flatnonzero(ids >= 0)
         out = self.mechanism.perturb(ids[known], rng)
-        same = int(np.count_nonzero(out == ids[known]))
+        same = out == ids[known]
+        n_same = int(np.count_nonzero(same))
         c.words += n
-        c.unchanged += same
-        c.perturbed += len(known) - same
+        c.unchanged += n_same
+        c.replaced += len(known) - n_same
         c.oov += n - len(known)
-        c.max_words_per_line = max(c.max_words_per_line, _max_words_per_line(parts[0::2]))
 
         new = np.empty(n, dtype=object)
         new[known] = list(map(self._words.__getitem__, out.tolist()))
@@ -145,12 +160,21 @@ class Sanitizer:
             else:  # keep
                 new[unknown] = [words[j] for j in unknown.tolist()]
         if self._fold:
-            cased = np.flatnonzero(np.fromiter(map(operator.ne, words, keys), dtype=bool, count=n))
-            for j in cased.tolist():
-                if not (self.oov == "mask" and ids[j] < 0):
-                    new[j] = tx.apply_shape(new[j], tx.shape_of(words[j]))
+            # Words with capitals: an unchanged one is written as it came (iPhone stays iPhone);
+            # a replacement takes its case shape. Masks and kept words are already final.
+            cased = np.fromiter(map(operator.ne, words, keys), dtype=bool, count=n)
+            unchanged = np.zeros(n, dtype=bool)
+            unchanged[known[same]] = True
+            reshape = np.zeros(n, dtype=bool)
+            reshape[known[~same]] = True
+            if self.oov == "random":
+                reshape[ids < 0] = True
+            for j in np.flatnonzero(cased & unchanged).tolist():
+                new[j] = words[j]
+            for j in np.flatnonzero(cased & reshape).tolist():
+                new[j] = tx.apply_shape(new[j], tx.shape_of(words[j]))
         parts[1::2] = new.tolist()
-        return tx.join(parts)
+        return tx.join(parts), per_line
 
     def sanitize_lines(self, lines: list[str]) -> list[str]:
         """For notebooks and Dask: one output string per input string, in one mechanism call.
@@ -227,6 +251,7 @@ class Sanitizer:
         """Counts, privacy statement and vocabulary identity (no text, no seed)."""
         elapsed = time.perf_counter() - self._started
         c = asdict(self.counters)
+        c["perturbed"] = c["replaced"]  # the name reports used before 0.2
         statement = self.mechanism.privacy_statement()
         return {
             "mechanism": self.mechanism.name, "epsilon": self.mechanism.epsilon,
@@ -235,7 +260,7 @@ class Sanitizer:
                            "index": self.store.manifest["key"], "size": len(self.store.vocab),
                            "dim": self.store.vocab.dim, "source": self.store.manifest["source"]},
             "oov_policy": self.oov, "counts": c,
-            "counts_note": "the perturbed/unchanged counts compare the output with the input and "
+            "counts_note": "the replaced/unchanged counts compare the output with the input and "
                            "are not covered by the privacy guarantee: keep this report with the "
                            "input, not with the released output",
             "elapsed_seconds": round(elapsed, 3),
@@ -246,43 +271,58 @@ class Sanitizer:
         }
 
 
-def _max_words_per_line(separators: list[str]) -> int:
-    """Most words on one line, from the separators around the words (newlines live there)."""
-    if len(separators) < 2:
-        return 0
-    breaks = np.fromiter(map(str.count, separators[:-1], repeat("\n")), dtype=np.int64,
-                         count=len(separators) - 1)
-    line_of_word = np.cumsum(breaks)
-    return int(np.bincount(line_of_word).max())
+def _words_per_line(separators: list[str]) -> np.ndarray:
+    """Words on each line of a piece, from the separators around its words (newlines live there)."""
+    breaks = np.fromiter(map(str.count, separators, repeat("\n")), dtype=np.int64,
+                         count=len(separators))
+    line_of_word = np.cumsum(breaks[:-1])
+    return np.bincount(line_of_word, minlength=int(breaks.sum()) + 1)
 
 
 def read_chunks(src, max_line_bytes: int, block: int = BLOCK_BYTES):
-    """Yield ``(first_line_number, bytes)`` holding whole lines (the last may lack a newline)."""
-    pending = b""
+    """Yield ``(first_line_number, bytes)`` holding whole lines (the last may lack a newline).
+
+    A line longer than ``block`` is gathered piece by piece and joined once, so reading it costs
+    about twice its size, never more.
+    """
+    pending: list[bytes] = []  # the start of a line whose end has not been read yet
+    pending_size = 0
     line_no = 1
     while True:
         data = src.read(block)
         if not data:
             if pending:
-                _check_length(pending, line_no, max_line_bytes)
-                yield line_no, pending
+                yield line_no, b"".join(pending)
             return
-        buf = pending + data if pending else data
-        cut = buf.rfind(b"\n") + 1
+        cut = data.rfind(b"\n") + 1
         if cut == 0:
-            pending = buf  # no line end yet: it must not outgrow the limit
-            _check_length(pending, line_no, max_line_bytes)
+            pending.append(data)
+            pending_size += len(data)
+            _check_length(pending_size, line_no, max_line_bytes)
             continue
-        chunk, pending = buf[:cut], buf[cut:]
-        if len(chunk) > max_line_bytes:
-            for k, line in enumerate(chunk.split(b"\n")[:-1]):
-                _check_length(line, line_no + k, max_line_bytes)
+        head = data[:cut] if cut < len(data) else data
+        chunk = b"".join([*pending, head]) if pending else head
+        pending = [data[cut:]] if cut < len(data) else []
+        pending_size = len(data) - cut
+        _check_line_lengths(chunk, line_no, max_line_bytes)
+        _check_length(pending_size, line_no + chunk.count(b"\n"), max_line_bytes)
         yield line_no, chunk
         line_no += chunk.count(b"\n")
 
 
-def _check_length(line: bytes, line_no: int, max_line_bytes: int) -> None:
-    if len(line) > max_line_bytes:
+def _check_line_lengths(chunk: bytes, line_no: int, max_line_bytes: int) -> None:
+    if len(chunk) <= max_line_bytes:
+        return
+    start = 0
+    while start < len(chunk):
+        end = chunk.find(b"\n", start)
+        end = len(chunk) if end < 0 else end
+        _check_length(end - start, line_no, max_line_bytes)
+        start, line_no = end + 1, line_no + 1
+
+
+def _check_length(size: int, line_no: int, max_line_bytes: int) -> None:
+    if size > max_line_bytes:
         raise InputDataError(f"line {line_no}: longer than --max-line-bytes ({max_line_bytes} bytes)")
 
 
@@ -290,4 +330,9 @@ def _decode_error(chunk: bytes, exc: UnicodeDecodeError, first_line: int, encodi
     start = exc.start
     line = first_line + chunk.count(b"\n", 0, start)
     offset = start - (chunk.rfind(b"\n", 0, start) + 1)
-    return f"line {line}: not valid {encoding} at byte offset {offset}"
+    if first_line == 1 and chunk[:2] == b"\x1f\x8b":
+        hint = "it looks gzip-compressed: zcat FILE | dpsanitize run ... - -"
+    else:
+        hint = "if the file has another encoding, name it with --encoding (e.g. latin-1); " \
+               "for compressed input, zcat FILE | dpsanitize run ... - -"
+    return f"line {line}: not valid {encoding} at byte offset {offset} ({hint})"

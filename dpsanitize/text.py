@@ -1,22 +1,33 @@
 """Tokenize and detokenize without losing a byte: words out, everything else kept in place.
 
-A word token is a run of letters and digits, with apostrophes allowed inside (``don't``,
-``l’homme``). Everything between word tokens (spaces, punctuation, line endings, emoji, control
-characters) is kept exactly. ``split`` and ``join`` are inverses.
+A word token is a run of letters and digits, with apostrophes allowed inside (``O'Brien``,
+``l’homme``). English clitics at the end of a word are split off the way GloVe's tokenizer
+splits them (``can't`` → ``ca`` + ``n't``, ``it's`` → ``it`` + ``'s``; also ``'m 're 've 'll
+'d``, with ``'`` or ``’``, in any case): the stem is the word, and the clitic is copied like
+punctuation. Everything between word tokens (spaces, punctuation, clitics, line endings, emoji,
+control characters) is kept exactly. ``split`` and ``join`` are inverses.
 
 Example::
 
     parts = split("Hello, World!")     # ['', 'Hello', ', ', 'World', '!']
     parts[1::2] = ["Howdy", "Earth"]
     join(parts)                        # 'Howdy, Earth!'
+    split("I can't")                   # ['', 'I', ' ', 'ca', "n't"]
 """
 
 from __future__ import annotations
 
+import operator
 import re
+from itertools import compress, repeat
 
 WORD_PATTERN = r"[^\W_]+(?:['’][^\W_]+)*"
+CLITIC_PATTERN = r"(?:n['’]t|['’](?:s|m|d|re|ve|ll))"
 _SPLIT = re.compile(f"({WORD_PATTERN})")
+_WORD = re.compile(WORD_PATTERN)
+_TRAILING_CLITICS = re.compile(rf"(?<=[^\W_]){CLITIC_PATTERN}+\Z", re.IGNORECASE)
+_ENDS_WITH_CLITIC = re.compile(rf"{CLITIC_PATTERN}\Z", re.IGNORECASE)
+_SAFE_CUT = re.compile(r"(?!['’])[\W_]")  # no word or clitic runs across such a character
 
 LOWER, TITLE, UPPER = 0, 1, 2
 OOV_POLICIES = ("mask", "random", "keep")
@@ -24,11 +35,46 @@ OOV_POLICIES = ("mask", "random", "keep")
 
 def split(text: str) -> list[str]:
     """Alternating [separator, word, separator, ..., separator]; words at odd positions."""
-    return _SPLIT.split(text)
+    parts = _SPLIT.split(text)
+    for quote in ("'", "’"):
+        if quote not in text:
+            continue
+        words = parts[1::2]  # only words holding an apostrophe can end in a clitic
+        for j in compress(range(len(words)), map(operator.contains, words, repeat(quote))):
+            m = _TRAILING_CLITICS.search(parts[2 * j + 1])
+            if m:
+                word = parts[2 * j + 1]
+                parts[2 * j + 1] = word[:m.start()]
+                parts[2 * j + 2] = word[m.start():] + parts[2 * j + 2]
+    return parts
 
 
 def join(parts: list[str]) -> str:
     return "".join(parts)
+
+
+def is_whole_word(token: str) -> bool:
+    """True when ``split`` returns ``token`` as one word: what an output word must be.
+
+    ``n't``, ``'s``, ``u.s.`` and ``e-mail`` are not.
+    """
+    return bool(_WORD.fullmatch(token)) and not _ENDS_WITH_CLITIC.search(token)
+
+
+def segments(text: str, size: int):
+    """Pieces of about ``size`` characters that tokenize exactly as the whole text does.
+
+    Each cut falls on a character that no word or clitic can contain (space, punctuation), so
+    a long line can be rewritten piece by piece in bounded memory.
+    """
+    start = 0
+    while len(text) - start > size:
+        m = _SAFE_CUT.search(text, start + size)
+        if m is None:
+            break
+        yield text[start:m.start()]
+        start = m.start()
+    yield text[start:] if start else text
 
 
 def shape_of(word: str) -> int:

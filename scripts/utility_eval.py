@@ -107,7 +107,7 @@ def main() -> None:
                 s = Sanitizer(mech, seed=seed)
                 sanitized = s.sanitize_lines(train_x)
                 c = s.counters
-                changed.append(c.perturbed / max(1, c.words - c.oov))
+                changed.append(c.replaced / max(1, c.words - c.oov))
                 accs.append(accuracy(sanitized, train_y, test_x, test_y))
             sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
             print(f"| {name} | {eps:g} | {100 * np.mean(changed):.0f}% | {np.mean(accs):.3f} ± "

@@ -91,7 +91,17 @@ def test_decode_error_names_line_and_offset_only(sanitizer_factory):
     data = b"fine line\nsecret \xff\xfe token\n"
     with pytest.raises(InputDataError) as exc:
         sanitizer_factory().sanitize_stream(io.BytesIO(data), io.BytesIO())
-    assert str(exc.value) == "line 2: not valid utf-8 at byte offset 7"
+    message = str(exc.value)
+    assert message.startswith("line 2: not valid utf-8 at byte offset 7 (")
+    assert "--encoding" in message and "zcat" in message and "secret" not in message
+
+
+def test_gzip_input_is_named_as_such(sanitizer_factory):
+    import gzip
+
+    with pytest.raises(InputDataError, match="gzip-compressed: zcat FILE"):
+        sanitizer_factory().sanitize_stream(io.BytesIO(gzip.compress(b"secret words\n")),
+                                            io.BytesIO())
 
 
 def test_counters_and_max_words_per_line(sanitizer_factory, toy_embeddings):
@@ -101,7 +111,7 @@ def test_counters_and_max_words_per_line(sanitizer_factory, toy_embeddings):
     s.sanitize_text(f"{words[3]} {words[4]} {words[5]} {words[6]}")
     c = s.counters
     assert (c.lines, c.words, c.oov, c.max_words_per_line) == (4, 8, 1, 4)
-    assert c.perturbed + c.unchanged == 7
+    assert c.replaced + c.unchanged == 7
 
 
 def test_empty_and_wordless_text(sanitizer_factory):
@@ -126,3 +136,72 @@ def test_sanitize_lines_one_string_per_string(toy_store, toy_embeddings):
     for lines in (batched, [*batched, f"{words[2]}\r\n{words[3]}", "\n"]):
         out = Sanitizer("gumbel", 400.0, store=toy_store, seed=1).sanitize_lines(lines)
         assert [tx.split(o)[0::2] for o in out] == [tx.split(line)[0::2] for line in lines]
+
+
+@pytest.mark.parametrize("text,parts", [
+    ("can't", ["", "ca", "n't"]),
+    ("I won't, you'll see", ["", "I", " ", "wo", "n't, ", "you", "'ll ", "see", ""]),
+    ("It’s O'Brien's", ["", "It", "’s ", "O'Brien", "'s"]),
+    ("DON'T we'd've", ["", "DO", "N'T ", "we", "'d've"]),
+    ("rock'n'roll l'homme", ["", "rock'n'roll", " ", "l'homme", ""]),
+    ("n't 's", ["", "n't", " '", "s", ""]),
+])
+def test_clitics_are_split_off_like_glove(text, parts):
+    assert tx.split(text) == parts
+
+
+def test_output_vocabulary_holds_only_whole_words():
+    from dpsanitize.embeddings import make_vocabulary
+
+    words = ["the", "n't", "ca", "'s", "o'brien", "it's", "u.s.", "house"]
+    vocab, dropped = make_vocabulary(words, np.eye(len(words), dtype=np.float32), 0)
+    assert vocab.words == ["the", "ca", "o'brien", "house"] and dropped["non_words"] == 4
+
+
+@given(st.text(alphabet=st.sampled_from("ab'’ .\n_é-"), max_size=200), st.integers(1, 20))
+@SETTINGS
+def test_segments_tokenize_like_the_whole(text, size):
+    pieces = list(tx.segments(text, size))
+    assert "".join(pieces) == text
+    assert [w for p in pieces for w in tx.split(p)[1::2]] == tx.split(text)[1::2]
+    assert all(len(p) <= size or not any(c in " .\n_-" for c in p[size:]) for p in pieces)
+
+
+class _NextWord:
+    """A stand-in mechanism: word i -> word i+1 for the ids listed in ``move``, else unchanged."""
+
+    name, epsilon, unit = "next", 1.0, "test"
+
+    def __init__(self, store, move):
+        self.store, self.move = store, set(move)
+
+    def perturb(self, ids, rng):
+        shift = np.array([i in self.move for i in ids.tolist()], dtype=np.int64)
+        return (ids + shift) % len(self.store.vocab)
+
+
+def test_unchanged_words_keep_their_bytes_replacements_take_the_case_shape(toy_store):
+    words = toy_store.vocab.words
+    a, b, c = (words[i] for i in (0, 1, 2))
+    text = f"{a[0]}{a[1:].upper()} {b.upper()} {c.title()} {a}'s X{a}\n"
+    # nothing replaced: every word comes back byte for byte, mixed case included
+    s = Sanitizer(_NextWord(toy_store, []), seed=1)
+    assert s.sanitize_text(text).replace("<unk>", f"X{a}") == text
+    assert s.counters.replaced == 0
+    # replaced: lower, UPPER and Title shapes carry over; mixed shapes follow the first letter
+    s = Sanitizer(_NextWord(toy_store, [0, 1, 2]), seed=1)
+    assert s.sanitize_text(text) == (f"{words[1]} {words[2].upper()} {words[3].title()} "
+                                     f"{words[1]}'s <unk>\n")
+
+
+def test_a_long_line_is_rewritten_in_pieces_with_the_same_result(toy_store, monkeypatch):
+    from dpsanitize import pipeline
+
+    words = toy_store.vocab.words
+    line = " ".join(words[i % 40] for i in range(3000)) + ", Qq\n" + " ".join(words[:5]) + "\n"
+    whole = Sanitizer(_NextWord(toy_store, range(0, 300, 2)), seed=1)
+    expected = whole.sanitize_text(line)
+    monkeypatch.setattr(pipeline, "SEGMENT_CHARS", 50)
+    pieces = Sanitizer(_NextWord(toy_store, range(0, 300, 2)), seed=1)
+    assert pieces.sanitize_text(line) == expected
+    assert pieces.counters == whole.counters and whole.counters.max_words_per_line == 3001
