@@ -39,7 +39,10 @@ def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -
     section = data.get("dpsanitize", {})
     if not isinstance(section, dict):
         raise ResourceError(f"config {value}: [dpsanitize] must be a table")
-    table = section.get(ctx.command.name, {})
+    table = section.get(ctx.command.name)
+    if table is None:
+        raise ResourceError(f"config {value}: no [dpsanitize.{ctx.command.name}] table; the file "
+                            f"would change nothing (tables found: {_tables(data) or 'none'})")
     if not isinstance(table, dict):
         raise ResourceError(f"config {value}: [dpsanitize.{ctx.command.name}] must be a table")
     options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
@@ -64,3 +67,13 @@ def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -
         except click.BadParameter as exc:
             raise ResourceError(f"{where}: {exc.message}") from None
     ctx.default_map = {**(ctx.default_map or {}), **values}
+
+
+def _tables(data: dict, prefix: str = "") -> str:
+    """The dotted names of the tables in a parsed TOML document (they are not secret)."""
+    names = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            names.append(f"[{prefix}{key}]")
+            names.extend(filter(None, _tables(value, f"{prefix}{key}.").split(", ")))
+    return ", ".join(names)

@@ -41,6 +41,14 @@ class OutputError(DpsanitizeError):
     exit_code = os.EX_CANTCREAT
 
 
+class CacheUnwritable(OutputError):
+    """The index cache folder cannot be created or written: exit 73, like any output."""
+
+    def __init__(self, path: str, exc: OSError):
+        super().__init__(f"cannot write the index cache in {path} ({exc.strerror or exc}); point "
+                         f"--cache-dir or DPSANITIZE_CACHE at a writable folder")
+
+
 class WriteError(DpsanitizeError):
     """Writing failed part-way (disk full, I/O error): exit 74."""
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import geometry
 from .embeddings import DEFAULT_VOCAB_SIZE, LoadInfo, Vocabulary, load_vocabulary, source_stamp
-from .errors import ResourceError
+from .errors import CacheUnwritable, ResourceError
 
 log = logging.getLogger("dpsanitize")
 
@@ -240,8 +240,12 @@ def open_index(embeddings: str | None = None, fmt: str = "auto",
     entry = os.path.join(cache, key)
     store = None if rebuild or key == tried else _try_load(entry, key)
     if store is None:
-        _ensure_dir(cache)
-        with _build_lock(cache, key):
+        try:
+            os.makedirs(cache, exist_ok=True)
+            lock = _build_lock(cache, key)
+        except OSError as exc:
+            raise CacheUnwritable(cache, exc) from None
+        with lock:
             store = None if rebuild else _try_load(entry, key, quiet=True)
             if store is None:
                 build_entry(vocab, info, vocab_size, words_only, params, cache, key,
@@ -253,13 +257,6 @@ def open_index(embeddings: str | None = None, fmt: str = "auto",
             raise ResourceError(f"index entry could not be built in {cache}")
     _write_pointer(pointer, key)
     return store
-
-
-def _ensure_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise ResourceError(f"cannot create the cache directory {path} ({exc.strerror})") from None
 
 
 def _write_pointer(pointer: str, key: str) -> None:
@@ -328,17 +325,25 @@ def _load_array(entry, name, shape, dtype):
     return np.asarray(arr)  # a plain view of the map: indexing it skips np.memmap's wrapper
 
 
-@contextlib.contextmanager
 def _build_lock(cache: str, key: str):
-    """Serialise builders of one entry (the second one then finds it built)."""
+    """Serialise builders of one entry (the second one then finds it built).
+
+    The lock file is opened here, so an unwritable cache fails before the context is entered.
+    """
     import fcntl
 
-    with open(os.path.join(cache, f".{key[:32]}.lock"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    f = open(os.path.join(cache, f".{key[:32]}.lock"), "a")
+
+    @contextlib.contextmanager
+    def held():
+        with f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    return held()
 
 
 def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: bool,
@@ -346,8 +351,11 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: 
     """Compute every file of an entry in a temporary directory, then rename it into place."""
     from tqdm import tqdm
 
-    _remove_stale_temps(cache)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=cache)
+    try:
+        _remove_stale_temps(cache)
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=cache)
+    except OSError as exc:
+        raise CacheUnwritable(cache, exc) from None
     started = time.perf_counter()
     try:
         n = len(vocab)
@@ -394,7 +402,7 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: 
         os.rename(tmp, final)
         return final
     except OSError as exc:
-        raise ResourceError(f"cannot write the index cache in {cache} ({exc.strerror})") from None
+        raise CacheUnwritable(cache, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -199,6 +199,18 @@ def test_bad_config_exit_78(runner, toy_args, tmp_path, body, needle):
     assert needle in result.stderr and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("body", ["[dpsanitize.runn]\neps = 200.0\n", "eps = 200.0\n",
+                                  "[run]\neps = 200.0\n", ""])
+def test_config_without_a_run_table_exit_78(runner, toy_args, tmp_path, body):
+    src, cfg = tmp_path / "in.txt", tmp_path / "c.toml"
+    src.write_text("x\n")
+    cfg.write_text(body)
+    result = run_cli(runner, ["run", "--eps", "200", "--config", str(cfg), *toy_args, str(src),
+                              str(tmp_path / "o")])
+    assert result.exit_code == 78 and "no [dpsanitize.run] table" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_seed_not_read_from_environment(runner, toy_args, toy_embeddings, tmp_path, monkeypatch):
     _, words, _ = toy_embeddings
     src = tmp_path / "in.txt"

@@ -76,7 +76,7 @@ def test_noise_norm_is_gamma_and_direction_uniform():
     class FiveDimVocab(list):
         dim = 5
 
-    store = SimpleNamespace(vocab=FiveDimVocab(["a", "b"]))  # all the constructor reads
+    store = SimpleNamespace(vocab=FiveDimVocab(["a", "b"]), d_max=1.0)  # all the constructor reads
     mech = MultivariateLaplace(epsilon=2.0, store=store)
     z = mech.noise(make_rng(4), 100_000)
     norms = np.linalg.norm(z, axis=1)
@@ -101,3 +101,37 @@ def test_cli_calibrate_laplace(runner, stat_store):
 def test_cli_rejects_bad_epsilon(runner, bad):
     result = run_cli(runner, ["calibrate", "--mech", "laplace", "--eps", bad])
     assert result.exit_code == 2 and "--eps" in result.stderr
+
+
+@pytest.mark.parametrize("mech", ["laplace", "mahalanobis", "vickrey"])
+def test_tiny_epsilon_is_a_usage_error_naming_the_smallest_value(runner, toy_embeddings,
+                                                                  toy_cache, tmp_path, mech):
+    src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
+    src.write_text("wa wb\n")
+    toy = ["--embeddings", toy_embeddings[0], "--vocab-size", "0", "--cache-dir", toy_cache]
+    result = run_cli(runner, ["run", "--mech", mech, "--eps", "1e-100", *toy, str(src), str(dst)])
+    assert result.exit_code == 2 and "smallest supported value" in result.stderr
+    assert not dst.exists()
+    calibrated = run_cli(runner, ["calibrate", "--mech", mech, "--eps", "1", "--json", *toy])
+    low = float(__import__("json").loads(calibrated.stdout)["epsilon_min"])
+    ok = run_cli(runner, ["run", "--mech", mech, "--eps", repr(low * 1.001), "--seed", "1", *toy,
+                          str(src), str(dst)])
+    assert ok.exit_code == 0, ok.stderr
+
+
+@pytest.mark.parametrize("cls", ["laplace", "mahalanobis"])
+def test_smallest_epsilon_still_decodes_exactly(toy_store, cls):
+    """At the smallest supported epsilon (noise a million diameters wide) the decoder still
+    returns the float64 brute-force nearest words of each noisy point, with no numpy warning."""
+    from dpsanitize.mechanisms import create
+
+    mech = create(cls, epsilon=1.0, store=toy_store)
+    mech = create(cls, epsilon=mech.smallest_epsilon(), store=toy_store)
+    ids = np.arange(300)
+    y = mech.noisy_points(ids, make_rng(7))
+    got, _ = mech.decode(y, ids, 2)
+    x = toy_store.x64
+    d = np.sqrt(((y[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    want = np.argsort(d, axis=1, kind="stable")[:, :2]
+    assert (got == want).all()
+    assert len(np.unique(got[:, 0])) > 20  # the extreme words in every direction, not one word

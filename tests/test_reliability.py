@@ -332,6 +332,39 @@ def test_unwritable_output_folder_exit_73(tmp_path, toy_args, how):
     assert expected in res.stderr and os.listdir(ro) == []
 
 
+@pytest.mark.parametrize("how", ["read-only empty folder", "path under a file", "read-only mount"])
+def test_unwritable_cache_exit_73(tmp_path, toy_embeddings, how):
+    """An index cache that cannot be created or written: exit 73, the path and the way out."""
+    (tmp_path / "in.txt").write_text("hello\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cmd = [*PY, "run", "--eps", "400", "--embeddings", toy_embeddings[0], "--vocab-size", "0",
+           str(tmp_path / "in.txt"), str(tmp_path / "out.txt")]
+    if how == "read-only empty folder":
+        prefix = _without_override()
+        if prefix is None:
+            pytest.skip("running as root without setpriv")
+        cmd = [*prefix, *cmd, "--cache-dir", str(cache)]
+        cache.chmod(0o555)
+    elif how == "path under a file":
+        (tmp_path / "plain-file").write_text("")
+        cache = tmp_path / "plain-file" / "cache"
+        cmd = [*cmd, "--cache-dir", str(cache)]
+    else:
+        if not _private_mounts():
+            pytest.skip("no private mount namespaces here")
+        cmd = ["unshare", "-m", "sh", "-c", f'mount --bind {cache} {cache} && '
+               f'mount -o remount,bind,ro {cache} && exec "$@"', "sh", *cmd]
+    res = subprocess.run(cmd, capture_output=True, timeout=60, cwd=ROOT,
+                         env={**os.environ, "DPSANITIZE_CACHE": str(cache)})
+    if cache.is_dir():
+        cache.chmod(0o755)
+    assert res.returncode == 73, res.stderr
+    assert f"cannot write the index cache in {cache}".encode() in res.stderr
+    assert b"--cache-dir or DPSANITIZE_CACHE" in res.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
 def test_disk_full_exit_74_without_partial_file(tmp_path, toy_args, toy_embeddings):
     """A real full file system: a 64 KiB tmpfs in a private mount namespace (unshare)."""
     if not _private_mounts():

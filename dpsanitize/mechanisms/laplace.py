@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidParameter
+from ..errors import CalibrationError, InvalidParameter
 from .base import Mechanism
+
+# Below the epsilon where the expected noise radius is this many vocabulary diameters, every
+# pair of words is already indistinguishable to within exp(n * 1e-6), and float64 can no longer
+# tell the noisy point's neighbours apart: such an epsilon is refused rather than computed wrongly.
+MAX_NOISE_PER_DIAMETER = 1e6
 
 
 def unit_directions(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -64,12 +69,29 @@ class MultivariateLaplace(Mechanism):
             raise InvalidParameter("search_k must be >= 1")
         self.decoder, self.search_k = decoder, search_k
         self.dim = store.vocab.dim
+        low = self.smallest_epsilon()
+        if self.epsilon < low:
+            raise CalibrationError(
+                f"--eps {self.epsilon:g} is below the smallest supported value {low:.3g} for "
+                f"{self.name} noise on this vocabulary (dimension {self.dim}, d_max {store.d_max:.4g}): "
+                f"the expected noise would exceed {MAX_NOISE_PER_DIAMETER:g} times the "
+                f"vocabulary's diameter, where the output no longer depends on the input word; "
+                f"use --eps {low:.3g} or more")
+
+    @property
+    def noise_gain(self) -> float:
+        """Largest factor by which the noise shape stretches a radius (1 for spherical noise)."""
+        return 1.0
+
+    def smallest_epsilon(self) -> float:
+        """The smallest epsilon computed faithfully (see MAX_NOISE_PER_DIAMETER)."""
+        return self.dim * self.noise_gain / (MAX_NOISE_PER_DIAMETER * self.store.d_max)
 
     def params(self) -> dict:
         return {"decoder": self.decoder}
 
     def calibration(self) -> dict:
-        return {**super().calibration(), "dim": self.dim,
+        return {**super().calibration(), "dim": self.dim, "epsilon_min": self.smallest_epsilon(),
                 "expected_noise_norm": self.dim / self.epsilon}
 
     def noise(self, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -52,9 +52,13 @@ class Mahalanobis(MultivariateLaplace):
 
     def __init__(self, *, epsilon: float, store, lam: float = 0.2, decoder: str = "exact",
                  search_k: int | None = None):
-        super().__init__(epsilon=epsilon, store=store, decoder=decoder, search_k=search_k)
         self.lam = check_range("--lam", lam, 0.0, 1.0)
         self.sqrt_m = regularized_sqrt(store.vocab.vectors, self.lam)
+        super().__init__(epsilon=epsilon, store=store, decoder=decoder, search_k=search_k)
+
+    @property
+    def noise_gain(self) -> float:
+        return float(np.linalg.norm(self.sqrt_m, 2))
 
     def params(self) -> dict:
         return {"lam": self.lam, "decoder": self.decoder}
