@@ -23,7 +23,7 @@ import click
 from . import __version__
 from .config import load_config
 from .errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, InvalidParameter
-from .mechanisms import MECHANISMS
+from .mechanisms import EPSILON_GUIDE, MECHANISMS
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")  # = embeddings.FORMATS
 DECODERS = ("exact", "annoy")  # = index.DECODERS
@@ -80,6 +80,11 @@ def quiet_option(f):
     return wrapper
 
 
+def cache_dir_option(f):
+    return click.option("--cache-dir", type=click.Path(file_okay=False),
+                        help="Index cache. Default: $DPSANITIZE_CACHE, else ~/.cache/dpsanitize.")(f)
+
+
 def embeddings_options(f):
     """The embedding and cache options, handed to the command as ``open_store(progress=...)``."""
     options = [
@@ -92,8 +97,7 @@ def embeddings_options(f):
                           "code from the file, so it is never auto-detected; use only files you trust."),
         click.option("--vocab-size", type=click.IntRange(min=0), default=100_000, show_default=True,
                      help="Output vocabulary: the first N words of the embeddings (0 = all)."),
-        click.option("--cache-dir", type=click.Path(file_okay=False),
-                     help="Index cache. Default: $DPSANITIZE_CACHE, else ~/.cache/dpsanitize."),
+        cache_dir_option,
         click.option("--trees", type=click.IntRange(min=1), default=50, show_default=True,
                      help="Annoy trees (part of the cache key)."),
         click.option("--all-tokens", is_flag=True,
@@ -131,7 +135,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings=CONTEXT, epilog=EXIT_CODES)
-@click.version_option(__version__, prog_name="dpsanitize")
+@click.version_option(__version__, "-V", "--version", prog_name="dpsanitize")
 def cli():
     """Sanitize text word by word with differential privacy.
 
@@ -146,6 +150,9 @@ def _finite_eps(ctx, param, value):
         raise click.BadParameter("must be a finite number greater than 0")
     return value
 
+
+MECH_EPS_HELP = ("Useful --eps per word on the default embeddings: " + "; ".join(
+    f"{name} {span}" for name, (span, _) in EPSILON_GUIDE.items()) + " (`dpsanitize mechanisms`).")
 
 EPS_HELP = ("Privacy parameter PER WORD (metric mechanisms: per unit of Euclidean distance between "
             "word vectors); a line of n words spends up to n times as much.")
@@ -243,7 +250,7 @@ def _check_oov_token(ctx, param, value):
               is_eager=True, expose_value=False,
               help="TOML preset ([dpsanitize.run] table); command-line flags override it.")
 @click.option("--mech", type=click.Choice(list(MECHANISMS)), default="gumbel", show_default=True,
-              help="Mechanism applied to every in-vocabulary word.")
+              help="Mechanism applied to every in-vocabulary word. " + MECH_EPS_HELP)
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True), required=True,
               callback=_finite_eps, help=EPS_HELP)
 @mechanism_options
@@ -449,6 +456,97 @@ def index_info(open_store, as_json, verify):
 
 
 # --------------------------------------------------------------------------------------------
+# cache
+
+
+class Duration(click.ParamType):
+    """A time span: a number with a unit s, m, h, d or w (``30d``, ``12h``); seconds out."""
+
+    name = "duration"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip().lower()
+        try:
+            number = float(text[:-1]) if text[-1:] in self.UNITS else None
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or number < 0:
+            self.fail("expected a number with a unit s, m, h, d or w, e.g. 30d or 12h", param, ctx)
+        return number * self.UNITS[text[-1]]
+
+
+def _cache_path(cache_dir):
+    from .index import default_cache_dir
+
+    return os.path.abspath(cache_dir or default_cache_dir())
+
+
+@cli.group()
+def cache():
+    """List or remove cached index entries.
+
+    \b
+    Example:
+        dpsanitize cache list
+        dpsanitize cache clean --older-than 30d
+    """
+
+
+@cache.command("list")
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="A JSON list on stdout.")
+def cache_list(cache_dir, as_json):
+    """The entries: key, size, source embeddings, vocabulary size, creation and last use.
+
+    \b
+    Example:
+        dpsanitize cache list --json
+    """
+    from .cache import list_entries
+
+    path = _cache_path(cache_dir)
+    rows = [e.as_dict() for e in list_entries(path)]
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"no entries in {path}")
+        return
+    for r in rows:
+        click.echo(f"{r['key'][:16]}  {r['bytes'] / 2**20:8.1f} MiB  used {r['last_used']}  "
+                   f"{r['vocab_size']} words x {r['dim']}  {r['source']}"
+                   f"{'' if r['ok'] else '  (damaged: no readable manifest)'}")
+    click.echo(f"{len(rows)} entries, {sum(r['bytes'] for r in rows) / 2**20:.1f} MiB in {path}")
+
+
+@cache.command("clean")
+@cache_dir_option
+@click.option("--older-than", type=Duration(),
+              help="Only entries not used for this long (30d, 12h, 2w). Default: every entry.")
+@click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
+@quiet_option
+def cache_clean(cache_dir, older_than, dry_run):
+    """Remove cached entries (all, or those unused for --older-than); a running build is kept.
+
+    \b
+    Example:
+        dpsanitize cache clean --older-than 30d
+    """
+    from .cache import clean
+
+    path = _cache_path(cache_dir)
+    removed = clean(path, older_than, dry_run=dry_run)
+    for e in removed:
+        log.info("%s %s (%.1f MiB, %s)", "would remove" if dry_run else "removed", e.key[:16],
+                 e.size / 2**20, e.source)
+    log.info("%s %d entries, %.1f MiB, from %s", "would remove" if dry_run else "removed",
+             len(removed), sum(e.size for e in removed) / 2**20, path)
+
+
+# --------------------------------------------------------------------------------------------
 # neighbors
 
 
@@ -489,7 +587,7 @@ def neighbors(word, k, open_store, as_json):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON list on stdout.")
 def mechanisms(as_json):
-    """List the mechanisms with their guarantees.
+    """List the mechanisms with their guarantees and useful epsilon ranges.
 
     \b
     Example:
@@ -503,6 +601,7 @@ def mechanisms(as_json):
         return
     for r in rows:
         click.echo(f"{r['name']}\n  guarantee: {r['guarantee']}\n  unit: {r['unit']}\n"
+                   f"  useful eps (default embeddings): {r['typical_epsilon']}\n"
                    f"  reference: {r['reference']}")
 
 

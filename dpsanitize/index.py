@@ -33,7 +33,7 @@ from .errors import CacheUnwritable, ResourceError
 
 log = logging.getLogger("dpsanitize")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: W drops words ending in a clitic (n't)
 DEFAULT_TREES = 50
 DEFAULT_SEARCH_K = 10_000
 ANNOY_SEED = 20210519  # public data, so a fixed seed is fine: reproducible index files
@@ -276,7 +276,10 @@ def _try_load(entry: str, key: str, quiet: bool = False) -> IndexStore | None:
     if not os.path.exists(entry):
         return None
     try:
-        return load_entry(entry, key)
+        store = load_entry(entry, key)
+        with contextlib.suppress(OSError):  # last use, for `dpsanitize cache clean --older-than`
+            os.utime(entry)
+        return store
     except CacheDamaged as exc:
         if not quiet:
             log.warning("cache entry %s is damaged (%s); rebuilding", os.path.basename(entry)[:16], exc)
@@ -352,7 +355,7 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: 
     from tqdm import tqdm
 
     try:
-        _remove_stale_temps(cache)
+        remove_stale_temps(cache)
         tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=cache)
     except OSError as exc:
         raise CacheUnwritable(cache, exc) from None
@@ -420,7 +423,7 @@ def _build_annoy(vocab: Vocabulary, params: BuildParams, path: str) -> None:
     index.unload()
 
 
-def _remove_stale_temps(cache: str) -> None:
+def remove_stale_temps(cache: str) -> None:
     """Remove temporary build directories whose builder process is gone."""
     for name in os.listdir(cache):
         if not name.startswith((".tmp-", ".trash-")):

@@ -9,6 +9,7 @@ Python loop that tokenizes the same file and writes it back unchanged.
 
     python scripts/bench.py [--tokens 1000000] [--mechs gumbel,laplace] [--eps gumbel=120,...]
                             [--workers 1,2]
+    python scripts/bench.py --long-line-mb 10 --mechs gumbel    # one 10 MB line: peak memory
 """
 
 from __future__ import annotations
@@ -58,11 +59,12 @@ def generate(path: str, tokens: int, seed: int = 0) -> int:
 
 def baseline(path: str, out: str) -> float:
     """A plain Python loop: tokenize and rewrite unchanged (the floor for this design)."""
-    word = re.compile(r"([^\W_]+(?:['’][^\W_]+)*)")
+    from dpsanitize.text import split
+
     t = time.perf_counter()
     with open(path, "rb") as src, open(out, "wb") as dst:
         for line in src:
-            parts = word.split(line.decode("utf-8"))
+            parts = split(line.decode("utf-8"))
             parts[1::2] = [w for w in parts[1::2]]
             dst.write("".join(parts).encode("utf-8"))
     return time.perf_counter() - t
@@ -107,6 +109,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache-dir", default=None, help="default: a warm temporary cache")
     ap.add_argument("--workers", default="1", help="comma-separated, e.g. 1,2")
+    ap.add_argument("--long-line-mb", type=float, default=0,
+                    help="instead: one line of this many MB, and the peak memory it costs")
     args = ap.parse_args()
     eps = dict(DEFAULT_EPS)
     for item in filter(None, args.eps.split(",")):
@@ -116,6 +120,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache_dir or os.path.join(tmp, "cache")
         src = os.path.join(tmp, "in.txt")
+        if args.long_line_mb:
+            return long_line(args, eps, cache, tmp)
         n = generate(src, args.tokens)
         size = os.path.getsize(src)
         print(f"data: generated English-like text, {n:,} word tokens, {size / 1e6:.1f} MB")
@@ -139,6 +145,38 @@ def main() -> None:
                 workers_note = f", largest worker {worker_peak:.0f} MiB" if workers != "1" else ""
                 print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
                       f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)
+
+
+def long_line(args, eps: dict, cache: str, tmp: str) -> None:
+    """Peak RSS of `dpsanitize run` on a file that is one long line, against the line's size."""
+    src = os.path.join(tmp, "long.txt")
+    generate(src, int(args.long_line_mb * 1e6 / 6.2))  # about 6.2 bytes per token with spaces
+    with open(src, "rb") as f:
+        line = f.read().replace(b"\n", b" ")
+    line = line[:int(args.long_line_mb * 1e6)].rsplit(b" ", 1)[0] + b"\n"
+    with open(src, "wb") as f:
+        f.write(line)
+    lines = os.path.join(tmp, "lines.txt")  # the same bytes, a newline every 100 tokens or so
+    with open(lines, "wb") as f:
+        words = line.split(b" ")
+        f.write(b"\n".join(b" ".join(words[i:i + 100]) for i in range(0, len(words), 100)))
+    mb = len(line) / 2**20
+    print(f"data: one line of {len(line):,} bytes ({mb:.1f} MiB), {line.count(b' ') + 1:,} tokens")
+    subprocess.run([sys.executable, "-m", "dpsanitize", "index", "build", "--cache-dir", cache,
+                    "-q"], check=True)
+    empty = os.path.join(tmp, "empty.txt")
+    open(empty, "w").close()
+    for mech in args.mechs.split(","):
+        common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q", "--force",
+                  "--max-line-bytes", str(len(line) + 1)]
+        _, idle, _ = timed_run(["run", *common, empty, os.path.join(tmp, "o0")])
+        _, normal, _ = timed_run(["run", *common, lines, os.path.join(tmp, "o0")])
+        wall, peak, _ = timed_run(["run", *common, src, os.path.join(tmp, "o1")])
+        print(f"dpsanitize run --mech {mech} --eps {eps[mech]}: peak RSS {peak:.0f} MiB on the "
+              f"line ({wall:.1f} s); {normal:.0f} MiB on the same bytes in lines of 100 tokens; "
+              f"{idle:.0f} MiB on an empty file. The line costs {peak - normal:+.0f} MiB over "
+              f"short lines, {(peak - idle) / mb:.1f} x its size over an empty file", flush=True)
+
 
 if __name__ == "__main__":
     main()

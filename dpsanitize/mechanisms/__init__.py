@@ -21,6 +21,22 @@ MECHANISMS = {
     "custext": "custext:CusText",
 }
 
+# Where epsilon does something, per word, on the default GloVe 6B 50d vocabulary of 100,000
+# words: from N_w near 0 (almost every word replaced) to near 1 (almost none), as measured by
+# scripts/audit_table.py (README). Other embeddings move these ranges: check with `audit`.
+EPSILON_GUIDE = {  # name: (range, what it does there)
+    "gumbel": ("above its floor, 79.8 here (calibrate prints epsilon_floor)",
+               "the floor is (3 + 2(1 + ln|W|))/d_min and a smaller eps is refused with it; "
+               "N_w stays near 0.17 at any eps"),
+    "laplace": ("5 to 30", "N_w 0.09 at 5, 0.75 at 10, 0.99 at 20"),
+    "mahalanobis": ("5 to 30", "N_w 0.09 at 5, 0.73 at 10, 0.99 at 20"),
+    "vickrey": ("5 to 60", "N_w 0.07 at 5, 0.60 at 20, 0.78 at 60"),
+    "tem": ("1 to 8", "N_w 0.01 at 2, 0.58 at 4, 0.97 at 6"),
+    "santext": ("1 to 8", "N_w 0.01 at 2, 0.58 at 4, 0.97 at 6"),
+    "santext+": ("1 to 10", "N_w 0.08 at 2, 0.60 at 4, 0.95 at 6"),
+    "custext": ("1 to 16", "N_w 0.07 at 1, 0.57 at 8, 0.96 at 16"),
+}
+
 
 def mechanism_class(name: str):
     """The class registered under ``name`` (KeyError for an unknown name)."""

@@ -89,8 +89,10 @@ class Mechanism(abc.ABC):
     @classmethod
     def describe(cls) -> dict:
         """The guarantee with epsilon left symbolic (``dpsanitize mechanisms``)."""
+        from . import EPSILON_GUIDE
+
         return {"name": cls.name, "guarantee": cls.guarantee.format(eps="eps"), "unit": cls.unit,
-                "reference": cls.reference}
+                "reference": cls.reference, "typical_epsilon": "; ".join(EPSILON_GUIDE[cls.name])}
 
     def privacy_statement(self) -> dict:
         """The guarantee at this epsilon, its unit and its composition (see :mod:`..privacy`)."""
