@@ -7,9 +7,8 @@ load refreshes where the cache is writable.
 
 Example::
 
-    for entry in list_entries("~/.cache/dpsanitize"):
-        print(entry.key[:16], entry.size, entry.source)
-    clean("~/.cache/dpsanitize", older_than=30 * 86400)
+    sizes = {e.key: e.size for e in list_entries(cache)}
+    removed = clean(cache, older_than=30 * 86400)
 """
 
 from __future__ import annotations

@@ -41,10 +41,10 @@ def test_vocab_size_cut_and_duplicate_vectors_dropped(tmp_path, words_vecs):
 def test_non_words_are_skipped_unless_asked(tmp_path, words_vecs):
     words, vecs = words_vecs
     words = list(words)
-    words[1], words[4], words[6] = ",", "u.s.", "don't"
+    words[1], words[4], words[6] = ",", "u.s.", "o'brien"
     path = write_glove(tmp_path / "e.txt", words, vecs)
     vocab, info = load_vocabulary(path, "auto", 10)
-    assert "," not in vocab.id_of and "u.s." not in vocab.id_of and "don't" in vocab.id_of
+    assert "," not in vocab.id_of and "u.s." not in vocab.id_of and "o'brien" in vocab.id_of
     assert len(vocab) == 10 and info.dropped_non_words == 2
     everything, info = load_vocabulary(path, "auto", 10, words_only=False)
     assert everything.words == words[:10] and info.dropped_non_words == 0
