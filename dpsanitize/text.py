@@ -4,7 +4,8 @@ A word token is a run of letters and digits, with apostrophes allowed inside (``
 ``l’homme``). English clitics at the end of a word are split off the way GloVe's tokenizer
 splits them (``can't`` → ``ca`` + ``n't``, ``it's`` → ``it`` + ``'s``; also ``'m 're 've 'll
 'd``, with ``'`` or ``’``, in any case): the stem is the word, and the clitic is copied like
-punctuation. Everything between word tokens (spaces, punctuation, clitics, line endings, emoji,
+punctuation. A clitic that stands alone, as in text tokenized that way already (``is n't``,
+``it 's``), is copied too. Everything between word tokens (spaces, punctuation, clitics, line endings, emoji,
 control characters) is kept exactly. ``split`` and ``join`` are inverses.
 
 Example::
@@ -27,6 +28,8 @@ _SPLIT = re.compile(f"({WORD_PATTERN})")
 _WORD = re.compile(WORD_PATTERN)
 _TRAILING_CLITICS = re.compile(rf"(?<=[^\W_]){CLITIC_PATTERN}+\Z", re.IGNORECASE)
 _ENDS_WITH_CLITIC = re.compile(rf"{CLITIC_PATTERN}\Z", re.IGNORECASE)
+_NOT_CLITIC = re.compile(r"n['’]t", re.IGNORECASE)
+_SHORT_CLITICS = frozenset(("s", "m", "d", "re", "ve", "ll"))
 _SAFE_CUT = re.compile(r"(?!['’])[\W_]")  # no word or clitic runs across such a character
 
 LOWER, TITLE, UPPER = 0, 1, 2
@@ -36,17 +39,39 @@ OOV_POLICIES = ("mask", "random", "keep")
 def split(text: str) -> list[str]:
     """Alternating [separator, word, separator, ..., separator]; words at odd positions."""
     parts = _SPLIT.split(text)
+    absorbed = []  # word positions that are clitics standing alone (PTB text: "is n't", "it 's")
     for quote in ("'", "’"):
         if quote not in text:
             continue
         words = parts[1::2]  # only words holding an apostrophe can end in a clitic
         for j in compress(range(len(words)), map(operator.contains, words, repeat(quote))):
-            m = _TRAILING_CLITICS.search(parts[2 * j + 1])
-            if m:
-                word = parts[2 * j + 1]
+            word = parts[2 * j + 1]
+            m = _TRAILING_CLITICS.search(word)
+            if m and m.start():
                 parts[2 * j + 1] = word[:m.start()]
                 parts[2 * j + 2] = word[m.start():] + parts[2 * j + 2]
-    return parts
+            elif _NOT_CLITIC.fullmatch(word):
+                absorbed.append(2 * j + 1)
+        seps = parts[0:-1:2]  # a separator ending in an apostrophe after a space: 's 're 'll ...
+        for i in compress(range(len(seps)), map(str.endswith, seps, repeat(quote))):
+            sep = seps[i]
+            if (len(sep) == 1 and i == 0 or sep[-2:-1].isspace()) and \
+                    parts[2 * i + 1].lower() in _SHORT_CLITICS:
+                absorbed.append(2 * i + 1)
+    return _absorb(parts, sorted(absorbed)) if absorbed else parts
+
+
+def _absorb(parts: list[str], positions: list[int]) -> list[str]:
+    """Merge the words at ``positions`` into the separators around them."""
+    out: list[str] = []
+    start = 0
+    for w in positions:
+        if w - 1 >= start:
+            out.extend(parts[start:w])
+        out[-1] += parts[w] + parts[w + 1]
+        start = w + 2
+    out.extend(parts[start:])
+    return out
 
 
 def join(parts: list[str]) -> str:

@@ -144,7 +144,9 @@ def test_sanitize_lines_one_string_per_string(toy_store, toy_embeddings):
     ("It’s O'Brien's", ["", "It", "’s ", "O'Brien", "'s"]),
     ("DON'T we'd've", ["", "DO", "N'T ", "we", "'d've"]),
     ("rock'n'roll l'homme", ["", "rock'n'roll", " ", "l'homme", ""]),
-    ("n't 's", ["", "n't", " '", "s", ""]),
+    ("n't 's", ["n't 's"]),
+    ("it 's fine , is n't it", ["", "it", " 's ", "fine", " , ", "is", " n't ", "it", ""]),
+    ("he said 'hello' to 'em", ["", "he", " ", "said", " '", "hello", "' ", "to", " '", "em", ""]),
 ])
 def test_clitics_are_split_off_like_glove(text, parts):
     assert tx.split(text) == parts
