@@ -23,6 +23,7 @@ import click
 from . import __version__
 from .config import load_config
 from .errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, InvalidParameter
+from .formats import FORMATS as INPUT_FORMATS
 from .mechanisms import EPSILON_GUIDE, MECHANISMS
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")  # = embeddings.FORMATS
@@ -244,8 +245,8 @@ def _check_oov_token(ctx, param, value):
 
 
 @cli.command()
-@click.argument("src", metavar="INPUT", type=click.Path(dir_okay=True, allow_dash=True))
-@click.argument("dst", metavar="OUTPUT", type=click.Path(allow_dash=True))
+@click.argument("paths", metavar="INPUT... OUTPUT", nargs=-1, required=True,
+                type=click.Path(allow_dash=True))
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), callback=load_config,
               is_eager=True, expose_value=False,
               help="TOML preset ([dpsanitize.run] table); command-line flags override it.")
@@ -255,6 +256,26 @@ def _check_oov_token(ctx, param, value):
               callback=_finite_eps, help=EPS_HELP)
 @mechanism_options
 @embeddings_options
+@click.option("--format", "fmt_name", type=click.Choice(INPUT_FORMATS), default="auto",
+              show_default=True,
+              help="Input format. auto: by extension (.csv, .tsv, .jsonl/.ndjson; anything else "
+                   "and '-' are text). csv, tsv, jsonl rewrite only the --column fields and keep "
+                   "every other byte of each record.")
+@click.option("--column", "columns", multiple=True,
+              help="A column (CSV/TSV: header name, or number from 1 with --no-header) or JSON "
+                   "field (top-level key, or dotted path for nested keys) to sanitize. Repeatable.")
+@click.option("--no-header", is_flag=True,
+              help="CSV/TSV: the first record is data; --column takes column numbers.")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="Many inputs: every argument is an INPUT; each output goes here under the "
+                   "input's relative path. One lock for the folder, each file written atomically.")
+@click.option("-r", "--recursive", is_flag=True,
+              help="With --output-dir: take the files below folder inputs (hidden names skipped).")
+@click.option("--manifest", type=click.Path(dir_okay=False),
+              help="JSON-lines record of each finished input (SHA-256, size, output, options, "
+                   "time, exit status). A re-run skips finished, unchanged inputs, refuses "
+                   "(exit 73) an input that changed since unless --force, and resumes after a "
+                   "crash. Keep it with the input, not with the output.")
 @click.option("--oov", type=click.Choice(["mask", "random", "keep"]), default="mask",
               show_default=True,
               help="Out-of-vocabulary words (names, identifiers): a placeholder, a uniform "
@@ -264,67 +285,131 @@ def _check_oov_token(ctx, param, value):
 @seed_option
 @click.option("--force", is_flag=True,
               help="Replace an existing OUTPUT or --report file (only ever with a complete one; "
-                   "it keeps the replaced file's permissions). Re-running on the same text is a "
-                   "second release: the privacy loss adds up.")
+                   "it keeps the replaced file's permissions), and sanitize again an input the "
+                   "--manifest says changed. Re-running on the same text is a second release: "
+                   "the privacy loss adds up.")
 @click.option("--report", type=click.Path(dir_okay=False),
-              help="Write counts and the privacy statement as JSON (no text, no seed). Like "
-                   "OUTPUT: never over an existing file without --force, never over INPUT or "
-                   "OUTPUT, written atomically.")
+              help="Write counts and the privacy statement as JSON (no text, no seed; per file "
+                   "and in total with --output-dir). Like OUTPUT: never over an existing file "
+                   "without --force, never over INPUT or OUTPUT, written atomically.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 @click.option("--encoding", default="utf-8", show_default=True, callback=_check_encoding,
               help="Encoding of INPUT and OUTPUT. Undecodable input is an error (exit 65).")
 @click.option("--max-line-bytes", type=click.IntRange(min=1), default=10 << 20, show_default=True,
-              help="Longest accepted line; longer is an error (exit 65).")
+              help="Longest accepted line (CSV: record); longer is an error (exit 65).")
 @click.option("--lock", type=click.Path(dir_okay=False),
-              help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT); an "
-                   "overlapping run exits 75.")
+              help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT, or "
+                   ".dpsanitize.lock in --output-dir); an overlapping run exits 75.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes. The output does not depend on it: with --seed, every "
-                   "value writes the same bytes.")
+              help="Worker processes for the blocks of each input. The output does not depend "
+                   "on it: with --seed, every value writes the same bytes.")
 @quiet_option
-def run(src, dst, mech, eps, open_store, mech_options, oov, oov_token, seed, force, report,
-        progress, encoding, max_line_bytes, lock, workers):
+def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header, output_dir,
+        recursive, manifest, oov, oov_token, seed, force, report, progress, encoding,
+        max_line_bytes, lock, workers):
     """Sanitize INPUT into OUTPUT word by word. "-" means stdin / stdout.
 
-    Only words change: spaces, punctuation and line endings are copied byte for byte. OUTPUT
-    appears only when the run succeeds.
+    Only words change: spaces, punctuation and line endings are copied byte for byte (in CSV,
+    TSV and JSON lines, only the --column fields). OUTPUT appears only when the run succeeds.
+    With --output-dir, every argument is an input.
 
     \b
     Example:
         dpsanitize run --mech gumbel --eps 120 in.txt out.txt
         zcat logs.gz | dpsanitize run --mech laplace --eps 20 - - | gzip > clean.gz
+        dpsanitize run --eps 120 --column review reviews.csv reviews.clean.csv
+        dpsanitize run --eps 120 -r --output-dir clean/ --manifest m.jsonl logs/
     """
     import contextlib
 
-    from .io import atomic_output, check_output_path, default_lock_path, open_input, output_lock
+    from .batch import Job, Manifest, checksum, expand, options_fingerprint, sanitize_jobs
+    from .formats import check_encoding, detect, make_format
+    from .io import atomic_output, check_output_path, default_lock_path, output_lock, same_file
     from .pipeline import Sanitizer
 
-    if report == "-" and dst == "-":
+    if output_dir is None:
+        if len(paths) != 2:
+            raise click.UsageError("give INPUT OUTPUT, or INPUT... --output-dir DIR")
+        if recursive:
+            raise click.UsageError("--recursive needs --output-dir")
+        src, dst = paths
+        jobs = [Job(src, dst, os.path.basename(dst))]
+        lock = lock or default_lock_path(dst)
+    else:
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+        except OSError as exc:
+            raise click.FileError(output_dir, exc.strerror) from None
+        lock = lock or os.path.join(output_dir, ".dpsanitize.lock")
+        jobs = _library(expand, paths, output_dir, recursive=recursive,
+                        exclude=(report, manifest, lock))
+    if report == "-" and any(j.dst == "-" for j in jobs):
         raise click.UsageError("--report - needs OUTPUT to be a file (stdout carries the text)")
-    lock = lock or default_lock_path(dst)
-    _check_distinct({"INPUT": src, "OUTPUT": dst, "--report": report, "--lock": lock})
-    for path in (dst, report):  # before anything is read or written
-        if path and path != "-":
-            check_output_path(path, force)
+    if manifest and any("-" in (j.src, j.dst) for j in jobs):
+        raise click.UsageError("--manifest needs files, not stdin or stdout")
+    roles = {"--report": report, "--lock": lock, "--manifest": manifest}
+    for job in jobs:
+        _check_distinct({"INPUT": job.src, "OUTPUT": job.dst, **roles})
+    formats = {}
+    for job in jobs:
+        name = detect(job.src, fmt_name)
+        batch_text = output_dir is not None and fmt_name == "auto" and name == "text"
+        formats[job.rel] = _library(make_format, name, () if batch_text else columns,
+                                    header=not no_header)
+    if any(formats.values()):
+        _library(check_encoding, encoding)
     warn_seed(seed)
     if oov == "keep":
         log.warning("warning: --oov keep copies out-of-vocabulary words (names, identifiers) "
                     "into the output unprotected")
+    for path in (jobs[0].dst if output_dir is None else None, report):
+        if path and path != "-":  # a missing folder or an existing report: before the lock
+            check_output_path(path, force or path != report)
     with contextlib.ExitStack() as stack:
         stack.enter_context(output_lock(lock))
-        src_file = open_input(src)
-        if src != "-":
-            stack.enter_context(src_file)
+        mechanism = build_mechanism(mech, eps, open_store(progress), mech_options)
+        sanitizer = Sanitizer(mechanism, oov=oov, oov_token=oov_token, seed=seed)
+        fingerprint = options_fingerprint({
+            "mechanism": mech, "epsilon": eps, "options": mech_options, "oov": oov,
+            "oov_token": oov_token, "vocabulary": mechanism.store.manifest["key"],
+            "format": fmt_name, "columns": list(columns), "header": not no_header,
+            "encoding": encoding})
+        ledger = Manifest(manifest) if manifest else None
+        decisions = {}
+        for job in jobs:  # every refusal comes before any work
+            if ledger is not None:
+                job.sha256, job.size = _library(checksum, job.src)
+            decisions[job.rel] = ledger.decide(job, fingerprint, force) if ledger else "run"
+            folder_exists = output_dir is None or os.path.isdir(os.path.dirname(job.dst))
+            if decisions[job.rel] == "run" and job.dst != "-" and folder_exists:
+                check_output_path(job.dst, force)
         report_out = stack.enter_context(atomic_output(report, force=force)) if report else None
-        with atomic_output(dst, force=force) as out:
-            mechanism = build_mechanism(mech, eps, open_store(progress), mech_options)
-            sanitizer = Sanitizer(mechanism, oov=oov, oov_token=oov_token, seed=seed)
-            _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress, workers)
+        results = sanitize_jobs(
+            sanitizer, jobs, formats=formats, decisions=decisions, force=force, manifest=ledger,
+            fingerprint=fingerprint, named_streams=output_dir is not None,
+            progress=lambda job: _progress_bar(stack, job, progress), encoding=encoding,
+            max_line_bytes=max_line_bytes, workers=workers)
         summary = sanitizer.report()
+        if any(formats.values()):
+            summary["privacy"]["unit"] = ("a record: the --column fields of one CSV/TSV row or "
+                                          "JSON line together (the 'lines' counts are records)")
+        if output_dir is not None:
+            summary["files"] = results
         if report_out is not None:
             report_out.write(json.dumps(summary, indent=1).encode() + b"\n")
-    log.info("%s", _summary_line(summary))
+    done = sum(r["status"] == "sanitized" for r in results)
+    prefix = f"{done} of {len(results)} files sanitized ({len(results) - done} skipped); " \
+        if output_dir is not None or ledger is not None else ""
+    log.info("%s%s", prefix, _summary_line(summary))
+
+
+def _library(function, *args, **kwargs):
+    """Call a library function; its parameter problems are usage errors (exit 2)."""
+    try:
+        return function(*args, **kwargs)
+    except InvalidParameter as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _check_distinct(paths: dict) -> None:
@@ -338,21 +423,21 @@ def _check_distinct(paths: dict) -> None:
                 raise click.UsageError(f"{role_a} and {role_b} are the same file: {b}")
 
 
-def _stream(sanitizer, src_file, out, encoding, max_line_bytes, progress, workers):
+def _progress_bar(stack, job, progress):
+    """A tqdm bar over one input (bytes for files, lines for pipes); None when it is off."""
     from tqdm import tqdm
 
-    from .io import input_size
+    if progress is False:
+        return None
+    size = os.path.getsize(job.src) if job.src != "-" and os.path.isfile(job.src) else None
+    bar = stack.enter_context(tqdm(
+        total=size, unit="B" if size is not None else " lines", unit_scale=size is not None,
+        disable=None if progress is None else not progress, leave=False, dynamic_ncols=True))
 
-    size = input_size(src_file)
-    bar = tqdm(total=size, unit="B" if size is not None else " lines",
-               unit_scale=size is not None, disable=None if progress is None else not progress,
-               leave=False, dynamic_ncols=True)
-    with bar:
-        def tick(n_bytes, n_lines):
-            bar.update(n_bytes if size is not None else n_lines)
+    def tick(n_bytes, n_lines):
+        bar.update(n_bytes if size is not None else n_lines)
 
-        sanitizer.sanitize_stream(src_file, out, encoding=encoding,
-                                  max_line_bytes=max_line_bytes, progress=tick, workers=workers)
+    return tick
 
 
 def _human(n: float) -> str:

@@ -20,7 +20,7 @@ import click
 
 from .errors import ResourceError
 
-NOT_FROM_CONFIG = {"seed", "config", "src", "dst"}
+NOT_FROM_CONFIG = {"seed", "config", "paths"}
 
 
 def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

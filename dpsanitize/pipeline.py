@@ -26,6 +26,7 @@ from .errors import InputDataError, InvalidParameter
 DEFAULT_MAX_LINE_BYTES = 10 << 20
 BLOCK_BYTES = 1 << 20
 SEGMENT_CHARS = 1 << 20  # a longer block (one long line) is rewritten piece by piece
+US, RS = "\x1f", "\x1e"  # between the fields of a record, after each record (never in a word)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Counters:
     oov: int = 0
     max_words_per_line: int = 0
     bytes: int = 0
+    non_string: int = 0  # JSON values in a named field that are not strings (kept as they are)
 
     def add(self, other: "Counters") -> None:
         for name, value in asdict(other).items():
@@ -114,27 +116,28 @@ class Sanitizer:
 
     def sanitize_text(self, text: str) -> str:
         """Rewrite the words of ``text`` (any number of whole lines); the rest is kept."""
+        self.counters.lines += _count_lines(text)
         return self._rewrite(text, self.rng, self.counters)
 
-    def _rewrite(self, text: str, rng: np.random.Generator, c: Counters) -> str:
-        c.lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+    def _rewrite(self, text: str, rng: np.random.Generator, c: Counters, unit: str = "\n") -> str:
+        """Rewrite the words of ``text``; ``unit`` ends one unit of the per-line budget."""
         pieces = []
         open_line = 0  # words already seen on the line a cut between pieces runs through
         # Pieces bound the memory a long line costs; normal blocks are a single piece.
         for piece in tx.segments(text, SEGMENT_CHARS):
-            new, per_line = self._rewrite_piece(piece, rng, c)
+            new, per_line = self._rewrite_piece(piece, rng, c, unit)
             per_line[0] += open_line
             c.max_words_per_line = max(c.max_words_per_line, int(per_line.max()))
             open_line = int(per_line[-1])
             pieces.append(new)
         return pieces[0] if len(pieces) == 1 else "".join(pieces)
 
-    def _rewrite_piece(self, text: str, rng: np.random.Generator, c: Counters):
-        """``text`` with its words rewritten, and the number of words on each of its lines."""
+    def _rewrite_piece(self, text: str, rng: np.random.Generator, c: Counters, unit: str):
+        """``text`` with its words rewritten, and the number of words in each of its units."""
         parts = tx.split(text)
         words = parts[1::2]
         n = len(words)
-        per_line = _words_per_line(parts[0::2])
+        per_line = _words_per_unit(parts[0::2], unit)
         if n == 0:
             return text, per_line
         keys = list(map(str.lower, words)) if self._fold else words
@@ -176,6 +179,24 @@ class Sanitizer:
         parts[1::2] = new.tolist()
         return tx.join(parts), per_line
 
+    def rewrite_records(self, records: list[list[str]], rng: np.random.Generator,
+                        c: Counters) -> list[list[str]]:
+        """The named fields of many records (CSV rows, JSON lines) in one mechanism call.
+
+        A record is one unit of the per-line budget: its fields' words add up.
+        """
+        c.lines += len(records)
+        text = "".join(US.join(r) + RS for r in records)
+        if text.count(RS) == len(records) and text.count(US) == sum(len(r) - 1 for r in records):
+            return [r.split(US) for r in self._rewrite(text, rng, c, RS).split(RS)[:-1]]
+        out = []  # a field holds one of the two separators: one record at a time
+        for r in records:
+            part = Counters()
+            out.append([self._rewrite(f, rng, part, "") for f in r])
+            c.add(part)
+            c.max_words_per_line = max(c.max_words_per_line, part.words)
+        return out
+
     def sanitize_lines(self, lines: list[str]) -> list[str]:
         """For notebooks and Dask: one output string per input string, in one mechanism call.
 
@@ -191,14 +212,25 @@ class Sanitizer:
 
     def sanitize_stream(self, src, dst, *, encoding: str = "utf-8",
                         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, progress=None,
-                        workers: int = 1, block: int = BLOCK_BYTES) -> Counters:
+                        workers: int = 1, block: int = BLOCK_BYTES, fmt=None,
+                        stream: int | None = None) -> Counters:
         """Read bytes from ``src``, write sanitized bytes to ``dst``, line structure intact.
 
-        Input is cut into blocks of whole lines; block i gets its own generator (spawned from
-        this sanitizer's seed), so ``workers`` > 1 processes (see :mod:`.workers`) write exactly
-        what one would. ``progress`` is called with each block's byte and line counts.
+        Input is cut into blocks of whole lines (whole records of ``fmt``, a record format from
+        :func:`.formats.make_format`); block i gets its own generator (spawned from this
+        sanitizer's seed), so ``workers`` > 1 processes (see :mod:`.workers`) write exactly what
+        one would. With ``stream`` (a number that names the input, e.g. a hash of its path) the
+        blocks' generators are keyed by it instead of by the order of streams, so a file of a
+        batch gets the same noise whatever else the batch holds. ``progress`` is called with
+        each block's byte and line counts. Returns this stream's counts (``counters`` keeps the
+        sanitizer's total).
         """
-        chunks = self._numbered(read_chunks(src, max_line_bytes, block))
+        raw = read_chunks(src, max_line_bytes, block)
+        if fmt is not None:
+            from .formats import record_chunks
+
+            raw = record_chunks(raw, fmt, encoding, max_line_bytes)
+        chunks = self._numbered(raw, stream)
         if workers > 1:  # worth starting processes only when there is more than one block
             head = list(islice(chunks, 2))
             chunks = chain(head, chunks)
@@ -206,43 +238,60 @@ class Sanitizer:
         if workers > 1:
             from .workers import sanitize_chunks
 
-            results = sanitize_chunks(self, chunks, encoding, workers)
+            results = sanitize_chunks(self, chunks, encoding, workers, fmt)
         else:
-            results = (self.sanitize_chunk(i, line, chunk, encoding) for i, line, chunk in chunks)
+            results = (self.sanitize_chunk(i, line, chunk, encoding, fmt)
+                       for i, line, chunk in chunks)
+        total = Counters()
         with contextlib.closing(results):  # stops the workers if writing fails
             for data, counts in results:
                 dst.write(data)
-                self.counters.add(counts)
+                total.add(counts)
                 if progress is not None:
                     progress(counts.bytes, counts.lines)
-        return self.counters
+        self.counters.add(total)
+        return total
 
-    def _numbered(self, chunks):
-        """``(block index, first line, bytes)``, indices continuing from the last stream."""
-        for first_line, chunk in chunks:
-            index = self._next_block
-            self._next_block += 1
+    def _numbered(self, chunks, stream: int | None = None):
+        """``(block index, first line, bytes)``; indices continue from the last stream, or are
+        ``(stream, i)`` for a named stream."""
+        for i, (first_line, chunk) in enumerate(chunks):
+            if stream is None:
+                index = self._next_block
+                self._next_block += 1
+            else:
+                index = (stream, i)
             yield index, first_line, chunk
 
-    def sanitize_chunk(self, index: int, first_line: int, chunk: bytes,
-                       encoding: str) -> tuple[bytes, Counters]:
-        """Block ``index`` of a stream (whole lines from ``first_line``): bytes out, counts."""
+    def sanitize_chunk(self, index, first_line, chunk: bytes, encoding: str,
+                       fmt=None) -> tuple[bytes, Counters]:
+        """Block ``index`` of a stream (whole lines, or whole records of ``fmt``, from
+        ``first_line``, a :class:`.formats.Position` with a format): bytes out, counts."""
+        line = first_line.line if fmt is not None else first_line
         try:
             decoded = chunk.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise InputDataError(_decode_error(chunk, exc, first_line, encoding)) from None
+            raise InputDataError(_decode_error(chunk, exc, line, encoding)) from None
         counts = Counters(bytes=len(chunk))
         rng = self.chunk_rng(index)
-        return self._rewrite(decoded, rng, counts).encode(encoding, errors="replace"), counts
+        if fmt is None:
+            counts.lines += _count_lines(decoded)
+            out = self._rewrite(decoded, rng, counts)
+        else:
+            out = fmt.rewrite(decoded, first_line,
+                              lambda records: self.rewrite_records(records, rng, counts), counts)
+        return out.encode(encoding, errors="replace"), counts
 
-    def chunk_rng(self, index: int) -> np.random.Generator:
-        """The generator of block ``index``: the ``index``-th child of this sanitizer's seed."""
+    def chunk_rng(self, index) -> np.random.Generator:
+        """The generator of block ``index``: the ``index``-th child of this sanitizer's seed
+        (``index`` a tuple: a grandchild, e.g. (file key, block) for a file of many)."""
         from .rng import make_rng
 
         if self.seed_sequence is None:
             return self.rng
         root = self.seed_sequence
-        seq = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, index))
+        key = index if isinstance(index, tuple) else (index,)
+        seq = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, *key))
         return make_rng(seq=seq, bit_generator=self.bit_generator)
 
     # ---------------------------------------------------------------------------------------
@@ -271,12 +320,18 @@ class Sanitizer:
         }
 
 
-def _words_per_line(separators: list[str]) -> np.ndarray:
-    """Words on each line of a piece, from the separators around its words (newlines live there)."""
-    breaks = np.fromiter(map(str.count, separators, repeat("\n")), dtype=np.int64,
+def _words_per_unit(separators: list[str], unit: str) -> np.ndarray:
+    """Words in each unit (line, record) of a piece, from the separators around its words."""
+    if not unit:
+        return np.array([len(separators) - 1])
+    breaks = np.fromiter(map(str.count, separators, repeat(unit)), dtype=np.int64,
                          count=len(separators))
     line_of_word = np.cumsum(breaks[:-1])
     return np.bincount(line_of_word, minlength=int(breaks.sum()) + 1)
+
+
+def _count_lines(text: str) -> int:
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
 
 
 def read_chunks(src, max_line_bytes: int, block: int = BLOCK_BYTES):

@@ -26,7 +26,7 @@ class WorkerError(DpsanitizeError):
     """A worker process failed to start or died (exit 70)."""
 
 
-def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int):
+def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int, fmt=None):
     """Yield ``(bytes, Counters)`` for each ``(index, first_line, chunk)`` of ``chunks``, in order."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -43,7 +43,7 @@ def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int):
     pending = collections.deque()
     try:
         for index, first_line, chunk in chunks:
-            pending.append(pool.submit(_sanitize, index, first_line, chunk, encoding))
+            pending.append(pool.submit(_sanitize, index, first_line, chunk, encoding, fmt))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
@@ -80,5 +80,5 @@ def _start(store_path, recipe, epsilon, options, seq) -> None:
     _sanitizer = Sanitizer(mechanism, seed=seq, **options)
 
 
-def _sanitize(index, first_line, chunk, encoding):
-    return _sanitizer.sanitize_chunk(index, first_line, chunk, encoding)
+def _sanitize(index, first_line, chunk, encoding, fmt):
+    return _sanitizer.sanitize_chunk(index, first_line, chunk, encoding, fmt)

@@ -1,0 +1,235 @@
+"""Many inputs in one run: expand files and folders into jobs, keep a manifest for cron.
+
+Each input becomes a job with an output path under the output folder that keeps its relative
+path. The manifest (JSON lines, append-only) records per input its SHA-256, size, output,
+mechanism, epsilon, options fingerprint, time and exit status, so that a re-run skips what is
+finished and unchanged, refuses an input that changed since (sanitizing it again is a second
+release), and resumes after a crash without redoing finished files. Keep the manifest with the
+input: a checksum of a small file can confirm a guess of its content.
+
+Example::
+
+    jobs = expand(["logs/", "extra.txt"], "clean/", recursive=True)
+    manifest = Manifest("clean/manifest.jsonl")
+    decision = manifest.decide(job, options_fingerprint, force=False)   # "run" or "skip"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from .errors import InvalidParameter, MissingInputError, OutputError
+
+
+@dataclass
+class Job:
+    """One input file and where its output goes."""
+
+    src: str  # as given or found
+    dst: str
+    rel: str  # the output's path relative to the output folder
+    sha256: str = ""
+    size: int = 0
+
+    @property
+    def stream(self) -> int:
+        """A number naming this input (its relative path) that keys its random streams."""
+        return int.from_bytes(hashlib.sha256(self.rel.encode("utf-8", "surrogateescape")).digest()[:8],
+                              "big")
+
+
+def expand(inputs, output_dir: str, *, recursive: bool = False, exclude=()) -> list[Job]:
+    """Jobs for files and (with ``recursive``) the files below folders, in sorted order.
+
+    A file keeps its path relative to the current folder when it lies below it, else its name;
+    a file found in a folder keeps its path relative to that folder. Hidden files and folders
+    (names starting with '.'), the output folder and the paths in ``exclude`` are skipped.
+    """
+    out_root = os.path.realpath(output_dir)
+    skip = {os.path.realpath(p) for p in exclude if p}
+    jobs = []
+    for given in inputs:
+        if given == "-":
+            raise InvalidParameter("'-' (stdin) cannot be one of several inputs; pipe one input "
+                                   "to `dpsanitize run ... - -` instead")
+        if os.path.isdir(given):
+            if not recursive:
+                raise MissingInputError(f"input is a directory: {given}; add --recursive to "
+                                        f"sanitize the files below it")
+            for root, dirs, files in os.walk(given):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                                 and os.path.realpath(os.path.join(root, d)) != out_root)
+                for name in sorted(files):
+                    path = os.path.join(root, name)
+                    if name.startswith(".") or os.path.realpath(path) in skip or \
+                            not os.path.isfile(path):
+                        continue
+                    rel = os.path.relpath(path, given)
+                    jobs.append(Job(path, os.path.join(output_dir, rel), rel))
+        elif os.path.isfile(given):
+            rel = os.path.relpath(given)
+            if rel.startswith(os.pardir + os.sep) or os.path.isabs(given) and rel.startswith(os.pardir):
+                rel = os.path.basename(given)
+            jobs.append(Job(given, os.path.join(output_dir, rel), rel))
+        elif os.path.exists(given):
+            raise MissingInputError(f"input is not a regular file: {given}")
+        else:
+            raise MissingInputError(f"input file not found: {given}")
+    seen = {}
+    for job in jobs:
+        key = os.path.normpath(job.rel)
+        if key in seen:
+            raise InvalidParameter(f"two inputs would write the same output {job.dst}: "
+                                   f"{seen[key]} and {job.src}")
+        seen[key] = job.src
+    return jobs
+
+
+def checksum(path: str) -> tuple[str, int]:
+    """SHA-256 and size of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def options_fingerprint(options: dict) -> str:
+    """sha256 of what decides an output besides the input: mechanism, epsilon, options, W."""
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+
+
+class Manifest:
+    """The append-only record of finished (and failed) inputs; one JSON object a line."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.entries: list[dict] = []
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    with contextlib.suppress(ValueError):  # a line cut short by a crash
+                        entry = json.loads(line)
+                        if isinstance(entry, dict):
+                            self.entries.append(entry)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"cannot read the manifest {path} ({exc.strerror})") from None
+        self._done = {}
+        for entry in self.entries:
+            if entry.get("status") == "done" and isinstance(entry.get("input"), str):
+                self._done[entry["input"]] = entry
+
+    def decide(self, job: Job, fingerprint: str, force: bool) -> str:
+        """"skip" (finished, unchanged), "run", or OutputError (changed since, no --force)."""
+        previous = self._done.get(os.path.abspath(job.src))
+        if previous is None:
+            return "run"
+        same = (previous.get("sha256") == job.sha256 and previous.get("options") == fingerprint
+                and previous.get("output") == os.path.abspath(job.dst))
+        if same and os.path.isfile(job.dst):
+            return "skip"
+        if force:
+            return "run"
+        what = "has changed" if previous.get("sha256") != job.sha256 else (
+            "was sanitized with other options or to another output" if not same else
+            "was sanitized, but its output is gone")
+        raise OutputError(f"{job.src} {what} since the run of {previous.get('finished', '?')} "
+                          f"recorded in {self.path}; sanitizing it again is a second release "
+                          f"(the privacy loss adds up): add --force to do it anyway")
+
+    def record(self, job: Job, *, status: str, code: int, fingerprint: str, mechanism: str,
+               epsilon: float, seconds: float) -> None:
+        """Append one entry and fsync it, so a crash never loses a finished file's line."""
+        entry = {"input": os.path.abspath(job.src), "sha256": job.sha256, "bytes": job.size,
+                 "output": os.path.abspath(job.dst), "mechanism": mechanism, "epsilon": epsilon,
+                 "options": fingerprint, "status": status, "exit": code,
+                 "seconds": round(seconds, 3),
+                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, (json.dumps(entry) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"cannot write the manifest {self.path} ({exc.strerror})") from None
+        if status == "done":
+            self._done[entry["input"]] = entry
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code an exception ends the run with (for the manifest's failed entries)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int):
+        return exc.code
+    return int(getattr(exc, "exit_code", 70))
+
+
+def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: bool,
+                  manifest: Manifest | None = None, fingerprint: str = "", named_streams=True,
+                  progress=None, **stream_options) -> list[dict]:
+    """Sanitize each job whose decision is "run", file by file, each output written atomically.
+
+    ``progress(job)`` may return a callback for the stream's progress. A file that fails
+    leaves no output (and a "failed" manifest entry); the files finished before it stay.
+    Returns one dict per job: relative path, output, status and counts.
+    """
+    from dataclasses import asdict
+
+    from .io import atomic_output, open_input
+
+    results = []
+    for job in jobs:
+        row = {"input": job.src, "output": job.dst, "format": _format_name(formats[job.rel])}
+        if decisions[job.rel] == "skip":
+            results.append({**row, "status": "skipped (finished and unchanged, see the manifest)"})
+            continue
+        started = time.perf_counter()
+        try:
+            if job.dst != "-":
+                _make_parent(job.dst)
+            src = open_input(job.src)
+            with contextlib.ExitStack() as stack:
+                if job.src != "-":
+                    stack.enter_context(src)
+                out = stack.enter_context(atomic_output(job.dst, force=force))
+                counts = sanitizer.sanitize_stream(
+                    src, out, fmt=formats[job.rel], stream=job.stream if named_streams else None,
+                    progress=progress(job) if progress else None, **stream_options)
+        except BaseException as exc:
+            if manifest is not None:
+                manifest.record(job, status="failed", code=exit_code_of(exc),
+                                fingerprint=fingerprint, mechanism=sanitizer.mechanism.name,
+                                epsilon=sanitizer.mechanism.epsilon,
+                                seconds=time.perf_counter() - started)
+            raise
+        if manifest is not None:
+            manifest.record(job, status="done", code=0, fingerprint=fingerprint,
+                            mechanism=sanitizer.mechanism.name, epsilon=sanitizer.mechanism.epsilon,
+                            seconds=time.perf_counter() - started)
+        results.append({**row, "status": "sanitized", "counts": asdict(counts)})
+    return results
+
+
+def _format_name(fmt) -> str:
+    return "text" if fmt is None else getattr(fmt, "name", "jsonl")
+
+
+def _make_parent(path: str) -> None:
+    folder = os.path.dirname(path)
+    if folder:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output folder {folder} ({exc.strerror})") from None
