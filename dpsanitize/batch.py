@@ -73,7 +73,7 @@ def expand(inputs, output_dir: str, *, recursive: bool = False, exclude=()) -> l
                     jobs.append(Job(path, os.path.join(output_dir, rel), rel))
         elif os.path.isfile(given):
             rel = os.path.relpath(given)
-            if rel.startswith(os.pardir + os.sep) or os.path.isabs(given) and rel.startswith(os.pardir):
+            if rel.startswith(os.pardir + os.sep):
                 rel = os.path.basename(given)
             jobs.append(Job(given, os.path.join(output_dir, rel), rel))
         elif os.path.exists(given):

@@ -110,15 +110,15 @@ class Delimited:
         self.delimiter = "," if self.name == "csv" else "\t"
         self.multiline = self.name == "csv"
         d = re.escape(self.delimiter)
-        quoted = r'"(?:[^"]|"")*"'
-        unquoted = rf'[^"{d}\r\n](?:[^{d}\r\n]|\r(?!\n))*'
-        self._field = re.compile(f"{quoted}|{unquoted}|")
-        b = d.encode()
-        bfield = rb'(?:"(?:[^"]|"")*"|[^"' + b + rb'\r\n](?:[^' + b + rb'\r\n]|\r(?!\n))*)?'
-        self._record = re.compile(bfield + rb"(?:" + b + bfield + rb")*(?:\r?\n)")
-        self._last_record = re.compile(bfield + rb"(?:" + b + bfield + rb")*\Z")
-        sfield = rf'(?:{quoted}|{unquoted})?'
-        self._record_text = re.compile(rf"{sfield}(?:{d}{sfield})*(?:\r?\n|\Z)")
+        # a quoted field ("" inside), or an unquoted one (a lone \r inside is data)
+        quoted = r'"[^"]*(?:""[^"]*)*"'
+        unquoted = rf'[^"{d}\r\n](?:[^{d}\r\n]+|\r(?!\n))*'
+        field = f"(?:{quoted}|{unquoted})?"
+        self._field = re.compile(field)
+        self._record_text = re.compile(rf"{field}(?:{d}{field})*(?:\r?\n|\Z)")
+        as_bytes = f"{field}(?:{d}{field})*".encode()
+        self._record = re.compile(as_bytes + rb"\r?\n")
+        self._last_record = re.compile(as_bytes + rb"\Z")
         if not self.header:
             try:
                 self.indices = [int(c) - 1 for c in self.columns]
@@ -136,6 +136,10 @@ class Delimited:
             n = data.count(b"\n")
             end = len(data) if final else data.rfind(b"\n") + 1
             n += 1 if final and data and not data.endswith(b"\n") else 0
+            return end, n, n
+        if b'"' not in data:  # no quoted field, so no line break inside a record
+            end = len(data) if final else data.rfind(b"\n") + 1
+            n = data.count(b"\n", 0, end) + (1 if end and not data[:end].endswith(b"\n") else 0)
             return end, n, n
         pos = records = lines = 0
         match = self._record.match

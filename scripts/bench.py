@@ -10,6 +10,7 @@ Python loop that tokenizes the same file and writes it back unchanged.
     python scripts/bench.py [--tokens 1000000] [--mechs gumbel,laplace] [--eps gumbel=120,...]
                             [--workers 1,2]
     python scripts/bench.py --long-line-mb 10 --mechs gumbel    # one 10 MB line: peak memory
+    python scripts/bench.py --formats text,csv,jsonl             # the same words as CSV, JSONL
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import product
 
 DEFAULT_EPS = {"gumbel": 120, "laplace": 20, "mahalanobis": 20, "vickrey": 20, "tem": 10,
                "santext": 10, "santext+": 10, "custext": 10}
@@ -109,6 +111,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache-dir", default=None, help="default: a warm temporary cache")
     ap.add_argument("--workers", default="1", help="comma-separated, e.g. 1,2")
+    ap.add_argument("--formats", default="text",
+                    help="text,csv,jsonl: the same lines as a CSV column / JSON field")
     ap.add_argument("--long-line-mb", type=float, default=0,
                     help="instead: one line of this many MB, and the peak memory it costs")
     args = ap.parse_args()
@@ -131,20 +135,51 @@ def main() -> None:
         print(f"{'plain Python tokenize+rewrite loop':<40} {n / base:>12,.0f} tokens/s")
         subprocess.run([sys.executable, "-m", "dpsanitize", "index", "build", "--cache-dir", cache,
                         "-q"], check=True)
+        inputs = structured(src, tmp, args.formats.split(","))
         for mech in args.mechs.split(","):
-            for workers in args.workers.split(","):
+            for workers, (fmt, path, extra) in product(args.workers.split(","), inputs):
                 common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
-                          "--force", "--workers", workers]
-                startup = min(timed_run(["run", *common, empty, os.path.join(tmp, "o0")])[0]
+                          "--force", "--workers", workers, *extra]
+                ext = os.path.splitext(path)[1]
+                blank = os.path.join(tmp, "empty" + ext)
+                open(blank, "w").close()
+                startup = min(timed_run(["run", *common, blank, os.path.join(tmp, "o0" + ext)])[0]
                               for _ in range(args.repeat))
-                runs = [timed_run(["run", *common, src, os.path.join(tmp, "o1")])
-                        for _ in range(args.repeat)]
+                out = os.path.join(tmp, "o1" + ext)
+                runs = [timed_run(["run", *common, path, out]) for _ in range(args.repeat)]
                 best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
                 worker_peak = max(r[2] for r in runs)
                 label = f"dpsanitize run --mech {mech} --eps {eps[mech]} --workers {workers}"
+                label += f" ({fmt})" if fmt != "text" else ""
                 workers_note = f", largest worker {worker_peak:.0f} MiB" if workers != "1" else ""
                 print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
                       f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)
+
+
+def structured(src: str, tmp: str, formats: list[str]) -> list[tuple[str, str, list[str]]]:
+    """The text file's lines as the 'text' column of a CSV and the 'text' field of JSON lines,
+    beside an id and a label: ``(format, path, extra run options)``."""
+    import csv
+    import json
+
+    with open(src, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    out = []
+    for fmt in formats:
+        if fmt == "text":
+            out.append(("text", src, []))
+            continue
+        path = os.path.join(tmp, f"in.{fmt}")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            if fmt == "csv":
+                writer = csv.writer(f, lineterminator="\n")
+                writer.writerow(["id", "text", "label"])
+                writer.writerows([i, line, i % 2] for i, line in enumerate(lines))
+            else:
+                f.writelines(json.dumps({"id": i, "text": line, "label": i % 2}) + "\n"
+                             for i, line in enumerate(lines))
+        out.append((fmt, path, ["--column", "text"]))
+    return out
 
 
 def long_line(args, eps: dict, cache: str, tmp: str) -> None:
