@@ -257,6 +257,58 @@ def main() -> None:
          prepare=lambda d: open(os.path.join(d, "bad.txt"), "w").write(
              "".join(f"w{i} 1 2 3\n" if i != 4 else "w4 1 x 3\n" for i in range(9))))
 
+    csv_data = ("id,text\n" + "".join(f"{i},{vocab[i % 50]} {vocab[(i + 3) % 50]}\n"
+                                      for i in range(2000))).encode()
+    case("--column missing from the CSV header", [*run, "--format", "csv", "--column", "review",
+                                                  "IN", "OUT"],
+         data=csv_data)
+    case("CSV record 1500 has an unclosed quote", [*run, "--format", "csv", "--column", "text",
+                                                   "IN", "OUT"],
+         data=csv_data.replace(b"\n1499,", b'\n1499,"'))
+    case("JSON line 7 is not an object", [*run, "--format", "jsonl", "--column", "text", "IN",
+                                          "OUT"],
+         data=b'{"text": "wa"}\n' * 6 + b"[1]\n")
+
+    def folder_interrupted(argv, folder):
+        """Two inputs; SIGINT while the second (large) one is written."""
+        src = os.path.join(folder, "src")
+        os.mkdir(src)
+        with open(os.path.join(src, "a.txt"), "wb") as f:
+            f.write(text)
+        with open(os.path.join(src, "b.txt"), "wb") as f:
+            f.write(text * 60)
+        out = os.path.join(folder, "keep")
+        argv = [*argv[:-2], "--output-dir", out, "--manifest", os.path.join(folder, "m.jsonl"),
+                "-r", src]
+        proc = subprocess.Popen([*PY, *argv], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=default_sigint)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not (os.path.isdir(out) and any(
+                n.startswith(".b.txt.") for n in os.listdir(out))):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+        return code, ", ".join(sorted(os.listdir(out))) + " (finished before; b.txt left nothing)"
+
+    case("SIGINT in the middle of a folder (--output-dir)", [*run, "--mech", "laplace", "--eps",
+                                                            "3", "IN", "OUT"],
+         runner=folder_interrupted)
+
+    def changed_since(argv, folder):
+        man = os.path.join(folder, "m.jsonl")
+        first = subprocess.run([*PY, *argv, "--manifest", man], capture_output=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        with open(os.path.join(folder, "in.txt"), "ab") as f:
+            f.write(b"one more line\n")
+        before = read(os.path.join(folder, "out.txt"))
+        code = subprocess.run([*PY, *argv, "--manifest", man], capture_output=True,
+                              timeout=120).returncode
+        same = read(os.path.join(folder, "out.txt")) == before
+        return code, "nothing new; old output " + ("unchanged" if same else "replaced")
+
+    case("--manifest: input changed since its run, no --force", [*run, "IN", "OUT"],
+         runner=changed_since)
+
     print(f"machine: {os.uname().machine}, {os.cpu_count()} cores, Python "
           f"{sys.version.split()[0]}, uid {os.geteuid()}; data: synthetic 300-word 8-d embeddings\n")
     print("| case | exit | left in the output folder |")
