@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from .errors import InvalidParameter, MissingInputError, OutputError
+from .io import check_output_path
 
 
 @dataclass
@@ -167,6 +168,38 @@ class Manifest:
             self._done[entry["input"]] = entry
 
 
+def formats_for(jobs, fmt_name: str, columns, *, header: bool, encoding: str,
+                many: bool) -> dict:
+    """Each job's record format (None for text), by extension with ``auto``.
+
+    In a batch (``many``) with ``auto``, text files are sanitized whole and ``columns`` apply
+    to the CSV, TSV and JSONL files among them.
+    """
+    from .formats import check_encoding, detect, make_format
+
+    formats = {}
+    for job in jobs:
+        name = detect(job.src, fmt_name)
+        whole_text = many and fmt_name == "auto" and name == "text"
+        formats[job.rel] = make_format(name, () if whole_text else columns, header=header)
+    if any(formats.values()):
+        check_encoding(encoding)
+    return formats
+
+
+def decide(jobs, manifest: Manifest | None, fingerprint: str, force: bool) -> dict:
+    """"run" or "skip" per job; raises for an existing output or (manifest) a changed input."""
+    decisions = {}
+    for job in jobs:
+        if manifest is not None:
+            job.sha256, job.size = checksum(job.src)
+        decisions[job.rel] = manifest.decide(job, fingerprint, force) if manifest else "run"
+        if decisions[job.rel] == "run" and job.dst != "-" and \
+                os.path.isdir(os.path.dirname(job.dst) or "."):
+            check_output_path(job.dst, force)
+    return decisions
+
+
 def exit_code_of(exc: BaseException) -> int:
     """The exit code an exception ends the run with (for the manifest's failed entries)."""
     if isinstance(exc, KeyboardInterrupt):
@@ -181,7 +214,8 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                   progress=None, **stream_options) -> list[dict]:
     """Sanitize each job whose decision is "run", file by file, each output written atomically.
 
-    ``progress(job)`` may return a callback for the stream's progress. A file that fails
+    ``progress(job)`` gives a context manager yielding a callback for the stream's progress
+    (see ``Sanitizer.sanitize_stream``). A file that fails
     leaves no output (and a "failed" manifest entry); the files finished before it stay.
     Returns one dict per job: relative path, output, status and counts.
     """
@@ -204,9 +238,10 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                 if job.src != "-":
                     stack.enter_context(src)
                 out = stack.enter_context(atomic_output(job.dst, force=force))
+                tick = stack.enter_context(progress(job) if progress else contextlib.nullcontext())
                 counts = sanitizer.sanitize_stream(
                     src, out, fmt=formats[job.rel], stream=job.stream if named_streams else None,
-                    progress=progress(job) if progress else None, **stream_options)
+                    progress=tick, **stream_options)
         except BaseException as exc:
             if manifest is not None:
                 manifest.record(job, status="failed", code=exit_code_of(exc),

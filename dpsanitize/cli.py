@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -321,11 +322,8 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
         dpsanitize run --eps 120 --column review reviews.csv reviews.clean.csv
         dpsanitize run --eps 120 -r --output-dir clean/ --manifest m.jsonl logs/
     """
-    import contextlib
-
-    from .batch import Job, Manifest, checksum, expand, options_fingerprint, sanitize_jobs
-    from .formats import check_encoding, detect, make_format
-    from .io import atomic_output, check_output_path, default_lock_path, output_lock, same_file
+    from .batch import Job, Manifest, decide, expand, formats_for, options_fingerprint, sanitize_jobs
+    from .io import atomic_output, check_output_path, default_lock_path, output_lock
     from .pipeline import Sanitizer
 
     if output_dir is None:
@@ -337,10 +335,6 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
         jobs = [Job(src, dst, os.path.basename(dst))]
         lock = lock or default_lock_path(dst)
     else:
-        try:
-            os.makedirs(output_dir, exist_ok=True)
-        except OSError as exc:
-            raise click.FileError(output_dir, exc.strerror) from None
         lock = lock or os.path.join(output_dir, ".dpsanitize.lock")
         jobs = _library(expand, paths, output_dir, recursive=recursive,
                         exclude=(report, manifest, lock))
@@ -351,21 +345,20 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
     roles = {"--report": report, "--lock": lock, "--manifest": manifest}
     for job in jobs:
         _check_distinct({"INPUT": job.src, "OUTPUT": job.dst, **roles})
-    formats = {}
-    for job in jobs:
-        name = detect(job.src, fmt_name)
-        batch_text = output_dir is not None and fmt_name == "auto" and name == "text"
-        formats[job.rel] = _library(make_format, name, () if batch_text else columns,
-                                    header=not no_header)
-    if any(formats.values()):
-        _library(check_encoding, encoding)
+    formats = _library(formats_for, jobs, fmt_name, columns, header=not no_header,
+                       encoding=encoding, many=output_dir is not None)
     warn_seed(seed)
     if oov == "keep":
         log.warning("warning: --oov keep copies out-of-vocabulary words (names, identifiers) "
                     "into the output unprotected")
-    for path in (jobs[0].dst if output_dir is None else None, report):
-        if path and path != "-":  # a missing folder or an existing report: before the lock
-            check_output_path(path, force or path != report)
+    if report and report != "-":
+        check_output_path(report, force)
+    if output_dir is None and jobs[0].dst != "-":  # its folder (whether it exists: see decide)
+        check_output_path(jobs[0].dst, force=True)
+    if not manifest:  # existing outputs fail fast, before the index is opened
+        decide(jobs, None, "", force)
+    if output_dir is not None:
+        _make_output_dir(output_dir)
     with contextlib.ExitStack() as stack:
         stack.enter_context(output_lock(lock))
         mechanism = build_mechanism(mech, eps, open_store(progress), mech_options)
@@ -376,19 +369,12 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
             "format": fmt_name, "columns": list(columns), "header": not no_header,
             "encoding": encoding})
         ledger = Manifest(manifest) if manifest else None
-        decisions = {}
-        for job in jobs:  # every refusal comes before any work
-            if ledger is not None:
-                job.sha256, job.size = _library(checksum, job.src)
-            decisions[job.rel] = ledger.decide(job, fingerprint, force) if ledger else "run"
-            folder_exists = output_dir is None or os.path.isdir(os.path.dirname(job.dst))
-            if decisions[job.rel] == "run" and job.dst != "-" and folder_exists:
-                check_output_path(job.dst, force)
+        decisions = decide(jobs, ledger, fingerprint, force)  # every refusal before any work
         report_out = stack.enter_context(atomic_output(report, force=force)) if report else None
         results = sanitize_jobs(
             sanitizer, jobs, formats=formats, decisions=decisions, force=force, manifest=ledger,
             fingerprint=fingerprint, named_streams=output_dir is not None,
-            progress=lambda job: _progress_bar(stack, job, progress), encoding=encoding,
+            progress=lambda job: _progress_bar(job, progress), encoding=encoding,
             max_line_bytes=max_line_bytes, workers=workers)
         summary = sanitizer.report()
         if any(formats.values()):
@@ -402,6 +388,15 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
     prefix = f"{done} of {len(results)} files sanitized ({len(results) - done} skipped); " \
         if output_dir is not None or ledger is not None else ""
     log.info("%s%s", prefix, _summary_line(summary))
+
+
+def _make_output_dir(folder: str) -> None:
+    from .errors import OutputError
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {folder} ({exc.strerror})") from None
 
 
 def _library(function, *args, **kwargs):
@@ -423,21 +418,16 @@ def _check_distinct(paths: dict) -> None:
                 raise click.UsageError(f"{role_a} and {role_b} are the same file: {b}")
 
 
-def _progress_bar(stack, job, progress):
-    """A tqdm bar over one input (bytes for files, lines for pipes); None when it is off."""
+@contextlib.contextmanager
+def _progress_bar(job, progress):
+    """A tqdm bar over one input (bytes for files, lines for pipes), yielding its callback."""
     from tqdm import tqdm
 
-    if progress is False:
-        return None
     size = os.path.getsize(job.src) if job.src != "-" and os.path.isfile(job.src) else None
-    bar = stack.enter_context(tqdm(
-        total=size, unit="B" if size is not None else " lines", unit_scale=size is not None,
-        disable=None if progress is None else not progress, leave=False, dynamic_ncols=True))
-
-    def tick(n_bytes, n_lines):
-        bar.update(n_bytes if size is not None else n_lines)
-
-    return tick
+    with tqdm(total=size, unit="B" if size is not None else " lines", unit_scale=size is not None,
+              disable=None if progress is None else not progress, leave=False,
+              dynamic_ncols=True) as bar:
+        yield lambda n_bytes, n_lines: bar.update(n_bytes if size is not None else n_lines)
 
 
 def _human(n: float) -> str:
