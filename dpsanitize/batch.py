@@ -21,7 +21,8 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from itertools import chain, islice
 
 from .errors import InvalidParameter, MissingInputError, OutputError
 from .io import check_output_path
@@ -209,52 +210,112 @@ def exit_code_of(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", 70))
 
 
+@dataclass(frozen=True)
+class _Start:
+    job: Job
+
+
+@dataclass(frozen=True)
+class _End:
+    job: Job
+
+
+@dataclass(frozen=True)
+class _Failed:
+    job: Job
+    error: BaseException
+
+
 def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: bool,
                   manifest: Manifest | None = None, fingerprint: str = "", named_streams=True,
-                  progress=None, **stream_options) -> list[dict]:
-    """Sanitize each job whose decision is "run", file by file, each output written atomically.
+                  progress=None, encoding: str = "utf-8", workers: int = 1,
+                  **read_options) -> list[dict]:
+    """Sanitize each job whose decision is "run", each output written atomically.
 
-    ``progress(job)`` gives a context manager yielding a callback for the stream's progress
-    (see ``Sanitizer.sanitize_stream``). A file that fails
-    leaves no output (and a "failed" manifest entry); the files finished before it stay.
-    Returns one dict per job: relative path, output, status and counts.
+    The blocks of all inputs form one ordered stream, so ``workers`` processes rewrite the
+    blocks of the next files while the current one is written; outputs still finish one after
+    the other, in order. ``progress(job)`` gives a context manager yielding a callback for the
+    job's progress. A file that fails leaves no output (and a "failed" manifest entry); the
+    files finished before it stay. Returns one dict per job: input, output, status and counts.
     """
-    from dataclasses import asdict
+    from .io import atomic_output
+    from .pipeline import Block, Counters
 
-    from .io import atomic_output, open_input
+    rows = {job.rel: {"input": job.src, "output": job.dst,
+                      "format": _format_name(formats[job.rel]),
+                      "status": "skipped (finished and unchanged, see the manifest)"}
+            for job in jobs}
+    todo = [job for job in jobs if decisions[job.rel] == "run"]
+    items = _items(sanitizer, todo, formats, named_streams, encoding, read_options)
+    if workers > 1 and len(todo) == 1:  # processes pay only for more than one block
+        head = list(islice(items, 3))
+        items = chain(head, items)
+        workers = workers if sum(isinstance(h, Block) for h in head) > 1 else 1
+    results = sanitizer.process(items, encoding, workers if todo else 1)
+    current, stack, counts, tick, started = None, None, None, None, 0.0
 
-    results = []
+    def note(job, status, code):
+        if manifest is not None:
+            manifest.record(job, status=status, code=code, fingerprint=fingerprint,
+                            mechanism=sanitizer.mechanism.name,
+                            epsilon=sanitizer.mechanism.epsilon,
+                            seconds=time.perf_counter() - started)
+
+    try:
+        with contextlib.closing(results):
+            for item in results:
+                if isinstance(item, _Start):
+                    current, counts, started = item.job, Counters(), time.perf_counter()
+                    stack = contextlib.ExitStack()
+                    if current.dst != "-":
+                        _make_parent(current.dst)
+                    out = stack.enter_context(atomic_output(current.dst, force=force))
+                    tick = stack.enter_context(progress(current)) if progress else None
+                elif isinstance(item, _End):
+                    stack, done = None, stack
+                    done.close()  # publishes the output
+                    sanitizer.counters.add(counts)
+                    note(current, "done", 0)
+                    rows[current.rel].update(status="sanitized", counts=asdict(counts))
+                    current = None
+                elif isinstance(item, _Failed):
+                    raise item.error
+                else:
+                    data, block_counts = item
+                    out.write(data)
+                    counts.add(block_counts)
+                    if tick is not None:
+                        tick(block_counts.bytes, block_counts.lines)
+    except BaseException as exc:
+        if stack is not None:
+            stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the partial output
+        if current is not None:
+            note(current, "failed", exit_code_of(exc))
+        raise
+    return list(rows.values())
+
+
+def _items(sanitizer, jobs, formats, named_streams, encoding, read_options):
+    """Markers and blocks of every job, in order; reading errors become markers in place."""
+    from .errors import DpsanitizeError
+    from .io import open_input
+    from .pipeline import Block
+
     for job in jobs:
-        row = {"input": job.src, "output": job.dst, "format": _format_name(formats[job.rel])}
-        if decisions[job.rel] == "skip":
-            results.append({**row, "status": "skipped (finished and unchanged, see the manifest)"})
-            continue
-        started = time.perf_counter()
+        yield _Start(job)
         try:
-            if job.dst != "-":
-                _make_parent(job.dst)
             src = open_input(job.src)
             with contextlib.ExitStack() as stack:
                 if job.src != "-":
                     stack.enter_context(src)
-                out = stack.enter_context(atomic_output(job.dst, force=force))
-                tick = stack.enter_context(progress(job) if progress else contextlib.nullcontext())
-                counts = sanitizer.sanitize_stream(
-                    src, out, fmt=formats[job.rel], stream=job.stream if named_streams else None,
-                    progress=tick, **stream_options)
-        except BaseException as exc:
-            if manifest is not None:
-                manifest.record(job, status="failed", code=exit_code_of(exc),
-                                fingerprint=fingerprint, mechanism=sanitizer.mechanism.name,
-                                epsilon=sanitizer.mechanism.epsilon,
-                                seconds=time.perf_counter() - started)
-            raise
-        if manifest is not None:
-            manifest.record(job, status="done", code=0, fingerprint=fingerprint,
-                            mechanism=sanitizer.mechanism.name, epsilon=sanitizer.mechanism.epsilon,
-                            seconds=time.perf_counter() - started)
-        results.append({**row, "status": "sanitized", "counts": asdict(counts)})
-    return results
+                for block in sanitizer.blocks(src, encoding=encoding, fmt=formats[job.rel],
+                                              stream=job.stream if named_streams else None,
+                                              **read_options):
+                    yield block
+        except DpsanitizeError as exc:
+            yield _Failed(job, exc)
+            return
+        yield _End(job)
 
 
 def _format_name(fmt) -> str:

@@ -303,8 +303,9 @@ def _check_oov_token(ctx, param, value):
               help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT, or "
                    ".dpsanitize.lock in --output-dir); an overlapping run exits 75.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes for the blocks of each input. The output does not depend "
-                   "on it: with --seed, every value writes the same bytes.")
+              help="Worker processes for the 1 MiB blocks of the input(s), across files with "
+                   "--output-dir. The output does not depend on it: with --seed, every value "
+                   "writes the same bytes.")
 @quiet_option
 def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header, output_dir,
         recursive, manifest, oov, oov_token, seed, force, report, progress, encoding,

@@ -29,6 +29,16 @@ SEGMENT_CHARS = 1 << 20  # a longer block (one long line) is rewritten piece by 
 US, RS = "\x1f", "\x1e"  # between the fields of a record, after each record (never in a word)
 
 
+@dataclass(frozen=True)
+class Block:
+    """Whole lines (or whole records of ``fmt``) of one input, and where they start."""
+
+    index: object  # the block's random stream: an int, or (stream, i)
+    first_line: object  # an int, or a formats.Position
+    data: bytes
+    fmt: object = None
+
+
 @dataclass
 class Counters:
     """What a run did, in counts only."""
@@ -225,23 +235,13 @@ class Sanitizer:
         each block's byte and line counts. Returns this stream's counts (``counters`` keeps the
         sanitizer's total).
         """
-        raw = read_chunks(src, max_line_bytes, block)
-        if fmt is not None:
-            from .formats import record_chunks
-
-            raw = record_chunks(raw, fmt, encoding, max_line_bytes)
-        chunks = self._numbered(raw, stream)
+        blocks = self.blocks(src, encoding=encoding, max_line_bytes=max_line_bytes, block=block,
+                             fmt=fmt, stream=stream)
         if workers > 1:  # worth starting processes only when there is more than one block
-            head = list(islice(chunks, 2))
-            chunks = chain(head, chunks)
+            head = list(islice(blocks, 2))
+            blocks = chain(head, blocks)
             workers = workers if len(head) > 1 else 1
-        if workers > 1:
-            from .workers import sanitize_chunks
-
-            results = sanitize_chunks(self, chunks, encoding, workers, fmt)
-        else:
-            results = (self.sanitize_chunk(i, line, chunk, encoding, fmt)
-                       for i, line, chunk in chunks)
+        results = self.process(blocks, encoding, workers)
         total = Counters()
         with contextlib.closing(results):  # stops the workers if writing fails
             for data, counts in results:
@@ -252,16 +252,33 @@ class Sanitizer:
         self.counters.add(total)
         return total
 
-    def _numbered(self, chunks, stream: int | None = None):
-        """``(block index, first line, bytes)``; indices continue from the last stream, or are
-        ``(stream, i)`` for a named stream."""
-        for i, (first_line, chunk) in enumerate(chunks):
+    def blocks(self, src, *, encoding: str = "utf-8",
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, block: int = BLOCK_BYTES, fmt=None,
+               stream: int | None = None):
+        """The :class:`Block`s of one input, numbered: indices continue from the last stream,
+        or are ``(stream, i)`` for a named stream."""
+        raw = read_chunks(src, max_line_bytes, block)
+        if fmt is not None:
+            from .formats import record_chunks
+
+            raw = record_chunks(raw, fmt, encoding, max_line_bytes)
+        for i, (first_line, chunk) in enumerate(raw):
             if stream is None:
                 index = self._next_block
                 self._next_block += 1
             else:
                 index = (stream, i)
-            yield index, first_line, chunk
+            yield Block(index, first_line, chunk, fmt)
+
+    def process(self, items, encoding: str, workers: int = 1):
+        """``(bytes, Counters)`` for each :class:`Block` of ``items``, in order, on ``workers``
+        processes; any other item (a marker between files) is passed through in its place."""
+        if workers > 1:
+            from .workers import sanitize_chunks
+
+            return sanitize_chunks(self, items, encoding, workers)
+        return (self.sanitize_chunk(b.index, b.first_line, b.data, encoding, b.fmt)
+                if isinstance(b, Block) else b for b in items)
 
     def sanitize_chunk(self, index, first_line, chunk: bytes, encoding: str,
                        fmt=None) -> tuple[bytes, Counters]:

@@ -9,6 +9,7 @@ when it stops early.
 Example::
 
     sanitizer.sanitize_stream(src, dst, workers=2)   # calls sanitize_chunks
+    sanitizer.process(blocks_of_many_files, "utf-8", workers=2)
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ class WorkerError(DpsanitizeError):
     """A worker process failed to start or died (exit 70)."""
 
 
-def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int, fmt=None):
-    """Yield ``(bytes, Counters)`` for each ``(index, first_line, chunk)`` of ``chunks``, in order."""
-    from concurrent.futures import ProcessPoolExecutor
+def sanitize_chunks(sanitizer, items, encoding: str, workers: int):
+    """Yield ``(bytes, Counters)`` for each ``pipeline.Block`` of ``items``, in order; any other
+    item is yielded as it is, in its place."""
+    from .pipeline import Block
+
+    from concurrent.futures import Future, ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     recipe = getattr(sanitizer.mechanism, "recipe", None)
@@ -40,20 +44,38 @@ def sanitize_chunks(sanitizer, chunks, encoding: str, workers: int, fmt=None):
              "bit_generator": sanitizer.bit_generator}, sanitizer.seed_sequence)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start, initargs=spec)
-    pending = collections.deque()
+    pending = collections.deque()  # futures, and markers waiting for the blocks before them
+    in_flight = 0
+
+    def next_result():
+        nonlocal in_flight
+        item = pending.popleft()
+        if isinstance(item, Future):
+            in_flight -= 1
+            return item.result()
+        return item
+
     try:
-        for index, first_line, chunk in chunks:
-            pending.append(pool.submit(_sanitize, index, first_line, chunk, encoding, fmt))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
+        for item in items:
+            if isinstance(item, Block):
+                pending.append(pool.submit(_sanitize, item.index, item.first_line, item.data,
+                                           encoding, item.fmt))
+                in_flight += 1
+            else:
+                pending.append(item)
+            # a marker at the head goes out at once; a block when it is done or the pool is full
+            while pending and (not isinstance(pending[0], Future) or pending[0].done()
+                               or in_flight >= 2 * workers):
+                yield next_result()
         while pending:
-            yield pending.popleft().result()
+            yield next_result()
     except BrokenProcessPool:
         raise WorkerError("a worker process failed to start or died (out of memory?); "
                           "no output written") from None
     finally:
         for future in pending:
-            future.cancel()
+            if isinstance(future, Future):
+                future.cancel()
         _stop(pool)
 
 

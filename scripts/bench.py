@@ -11,6 +11,7 @@ Python loop that tokenizes the same file and writes it back unchanged.
                             [--workers 1,2]
     python scripts/bench.py --long-line-mb 10 --mechs gumbel    # one 10 MB line: peak memory
     python scripts/bench.py --formats text,csv,jsonl             # the same words as CSV, JSONL
+    python scripts/bench.py --files 200 --workers 1,2            # the same lines as 200 files
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache-dir", default=None, help="default: a warm temporary cache")
     ap.add_argument("--workers", default="1", help="comma-separated, e.g. 1,2")
+    ap.add_argument("--files", type=int, default=0,
+                    help="also: the same lines split into this many files, run with --output-dir")
     ap.add_argument("--formats", default="text",
                     help="text,csv,jsonl: the same lines as a CSV column / JSON field")
     ap.add_argument("--long-line-mb", type=float, default=0,
@@ -136,24 +139,43 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "dpsanitize", "index", "build", "--cache-dir", cache,
                         "-q"], check=True)
         inputs = structured(src, tmp, args.formats.split(","))
+        if args.files:
+            inputs.append(split_files(src, tmp, args.files))
         for mech in args.mechs.split(","):
             for workers, (fmt, path, extra) in product(args.workers.split(","), inputs):
                 common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
                           "--force", "--workers", workers, *extra]
                 ext = os.path.splitext(path)[1]
                 blank = os.path.join(tmp, "empty" + ext)
-                open(blank, "w").close()
-                startup = min(timed_run(["run", *common, blank, os.path.join(tmp, "o0" + ext)])[0]
+                if fmt == "files":  # an empty folder; the outputs go to a folder too
+                    os.makedirs(blank, exist_ok=True)
+                    common += ["-r", "--output-dir", os.path.join(tmp, "out-files")]
+                    out0 = out1 = []
+                else:
+                    open(blank, "w").close()
+                    out0, out1 = [os.path.join(tmp, "o0" + ext)], [os.path.join(tmp, "o1" + ext)]
+                startup = min(timed_run(["run", *common, blank, *out0])[0]
                               for _ in range(args.repeat))
-                out = os.path.join(tmp, "o1" + ext)
-                runs = [timed_run(["run", *common, path, out]) for _ in range(args.repeat)]
+                runs = [timed_run(["run", *common, path, *out1]) for _ in range(args.repeat)]
                 best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
                 worker_peak = max(r[2] for r in runs)
                 label = f"dpsanitize run --mech {mech} --eps {eps[mech]} --workers {workers}"
-                label += f" ({fmt})" if fmt != "text" else ""
+                label += {"text": "", "files": f" ({args.files} files)"}.get(fmt, f" ({fmt})")
                 workers_note = f", largest worker {worker_peak:.0f} MiB" if workers != "1" else ""
                 print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
                       f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)
+
+
+def split_files(src: str, tmp: str, files: int) -> tuple[str, str, list[str]]:
+    """The text file's lines dealt round-robin into ``files`` files in one folder."""
+    folder = os.path.join(tmp, "files")
+    os.makedirs(folder, exist_ok=True)
+    with open(src, encoding="utf-8") as f:
+        lines = f.readlines()
+    for k in range(files):
+        with open(os.path.join(folder, f"part{k:05}.txt"), "w", encoding="utf-8") as f:
+            f.writelines(lines[k::files])
+    return "files", folder, []
 
 
 def structured(src: str, tmp: str, formats: list[str]) -> list[tuple[str, str, list[str]]]:

@@ -173,3 +173,44 @@ def test_cron_config_runs_a_folder_nightly(tmp_path, toy, tree):
         assert res.returncode == 0 and res.stderr == b"", res.stderr
     assert files_below(tmp_path / "clean") == ["a.txt", "c.csv", "sub/b.txt"]
     assert [e["status"] for e in manifest_lines(tmp_path / "manifest.jsonl")] == ["done"] * 3
+
+
+def test_workers_spread_over_files_and_write_what_one_process_writes(runner, toy, tmp_path,
+                                                                    toy_embeddings):
+    """Many small files (one block each): the processes work on the next files while the
+    current one is written; the bytes are those of one process, and a failure in the middle
+    keeps the files before it."""
+    words = toy_embeddings[1]
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(12):
+        (src / f"f{i:02}.txt").write_text(f"{words[i]} {words[i + 1]}, {words[i + 2]}.\n" * 50)
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        res = run_cli(runner, ["run", "--eps", "400", "--seed", "4", "-r", "--output-dir",
+                               str(out), "--workers", workers, *toy, str(src)])
+        assert res.exit_code == 0, res.stderr
+        outs.append({p: (out / p).read_bytes() for p in files_below(out)})
+    assert outs[0] == outs[1] and len(outs[0]) == 12
+    import multiprocessing
+    assert multiprocessing.active_children() == []
+
+    (src / "f05.txt").write_bytes(b"ok\n\xff\n")
+    man = tmp_path / "m.jsonl"
+    res = run_cli(runner, ["run", "--eps", "400", "-r", "--output-dir", str(tmp_path / "o3"),
+                           "--workers", "2", "--manifest", str(man), *toy, str(src)])
+    assert res.exit_code == 65 and "line 2" in res.stderr
+    assert files_below(tmp_path / "o3") == [f"f{i:02}.txt" for i in range(5)]
+    assert [(Path(e["input"]).name, e["status"]) for e in manifest_lines(man)] == [
+        *[(f"f{i:02}.txt", "done") for i in range(5)], ("f05.txt", "failed")]
+    # an error found while reading (a CSV header without the column) comes in its turn too
+    (src / "f05.txt").write_text("fine again\n")
+    (src / "f05b.csv").write_text("id,other\n1,x\n")
+    man.unlink()
+    res = run_cli(runner, ["run", "--eps", "400", "-r", "--output-dir", str(tmp_path / "o4"),
+                           "--workers", "2", "--column", "text", "--manifest", str(man), *toy,
+                           str(src)])
+    assert res.exit_code == 65 and "no column named 'text'" in res.stderr
+    assert files_below(tmp_path / "o4") == [f"f{i:02}.txt" for i in range(6)]
+    assert manifest_lines(man)[-1]["status"] == "failed" and len(manifest_lines(man)) == 7
