@@ -197,8 +197,10 @@ class Sanitizer:
         """
         c.lines += len(records)
         text = "".join(US.join(r) + RS for r in records)
-        if text.count(RS) == len(records) and text.count(US) == sum(len(r) - 1 for r in records):
-            return [r.split(US) for r in self._rewrite(text, rng, c, RS).split(RS)[:-1]]
+        if text.count(RS) == len(records) and \
+                text.count(US) == sum(max(len(r) - 1, 0) for r in records):
+            new = self._rewrite(text, rng, c, RS).split(RS)[:-1]
+            return [n.split(US) if r else [] for n, r in zip(new, records)]
         out = []  # a field holds one of the two separators: one record at a time
         for r in records:
             part = Counters()
