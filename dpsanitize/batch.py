@@ -228,13 +228,14 @@ class _Failed:
 
 def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: bool,
                   manifest: Manifest | None = None, fingerprint: str = "", named_streams=True,
-                  progress=None, encoding: str = "utf-8", workers: int = 1,
+                  progress=None, encoding: str = "utf-8", workers: int = 1, client=None,
                   **read_options) -> list[dict]:
     """Sanitize each job whose decision is "run", each output written atomically.
 
     The blocks of all inputs form one ordered stream, so ``workers`` processes rewrite the
     blocks of the next files while the current one is written; outputs still finish one after
-    the other, in order. ``progress(job)`` gives a context manager yielding a callback for the
+    the other, in order; with a Dask ``client`` the blocks are tasks on its cluster.
+    ``progress(job)`` gives a context manager yielding a callback for the
     job's progress. A file that fails leaves no output (and a "failed" manifest entry); the
     files finished before it stay. Returns one dict per job: input, output, status and counts.
     """
@@ -251,7 +252,7 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
         head = list(islice(items, 3))
         items = chain(head, items)
         workers = workers if sum(isinstance(h, Block) for h in head) > 1 else 1
-    results = sanitizer.process(items, encoding, workers if todo else 1)
+    results = sanitizer.process(items, encoding, workers if todo else 1, client)
     current, stack, counts, tick, started = None, None, None, None, 0.0
 
     def note(job, status, code):

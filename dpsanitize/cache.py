@@ -109,7 +109,7 @@ def clean(cache: str, older_than: float | None = None, *, dry_run: bool = False)
     try:
         trash = tempfile.mkdtemp(prefix=".trash-", dir=cache)
     except OSError as exc:
-        raise CacheUnwritable(cache, exc) from None
+        raise CacheUnwritable.at(cache, exc) from None
     try:
         for entry in doomed:
             lock_path = os.path.join(cache, f".{entry.key[:32]}.lock")
@@ -128,7 +128,7 @@ def clean(cache: str, older_than: float | None = None, *, dry_run: bool = False)
         _remove_dangling_pointers(cache)
         remove_stale_temps(cache)
     except OSError as exc:
-        raise CacheUnwritable(cache, exc) from None
+        raise CacheUnwritable.at(cache, exc) from None
     finally:
         shutil.rmtree(trash, ignore_errors=True)
     return removed

@@ -306,10 +306,17 @@ def _check_oov_token(ctx, param, value):
               help="Worker processes for the 1 MiB blocks of the input(s), across files with "
                    "--output-dir. The output does not depend on it: with --seed, every value "
                    "writes the same bytes.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="dask: the blocks are tasks on a Dask cluster (extra dpsanitize[dask]); the "
+                   "output is the local engine's, byte for byte with --seed.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --engine dask: the scheduler (tcp://host:8786); default: a local "
+                   "cluster of --workers processes.")
 @quiet_option
 def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header, output_dir,
         recursive, manifest, oov, oov_token, seed, force, report, progress, encoding,
-        max_line_bytes, lock, workers):
+        max_line_bytes, lock, workers, engine, scheduler):
     """Sanitize INPUT into OUTPUT word by word. "-" means stdin / stdout.
 
     Only words change: spaces, punctuation and line endings are copied byte for byte (in CSV,
@@ -327,6 +334,8 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
     from .io import atomic_output, check_output_path, default_lock_path, output_lock
     from .pipeline import Sanitizer
 
+    if scheduler and engine != "dask":
+        raise click.UsageError("--scheduler needs --engine dask")
     if output_dir is None:
         if len(paths) != 2:
             raise click.UsageError("give INPUT OUTPUT, or INPUT... --output-dir DIR")
@@ -372,11 +381,12 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
         ledger = Manifest(manifest) if manifest else None
         decisions = decide(jobs, ledger, fingerprint, force)  # every refusal before any work
         report_out = stack.enter_context(atomic_output(report, force=force)) if report else None
+        client = _dask_client(stack, scheduler, max(workers, 2)) if engine == "dask" else None
         results = sanitize_jobs(
             sanitizer, jobs, formats=formats, decisions=decisions, force=force, manifest=ledger,
             fingerprint=fingerprint, named_streams=output_dir is not None,
             progress=lambda job: _progress_bar(job, progress), encoding=encoding,
-            max_line_bytes=max_line_bytes, workers=workers)
+            max_line_bytes=max_line_bytes, workers=workers, client=client)
         summary = sanitizer.report()
         if any(formats.values()):
             summary["privacy"]["unit"] = ("a record: the --column fields of one CSV/TSV row or "
@@ -389,6 +399,14 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
     prefix = f"{done} of {len(results)} files sanitized ({len(results) - done} skipped); " \
         if output_dir is not None or ledger is not None else ""
     log.info("%s%s", prefix, _summary_line(summary))
+
+
+def _dask_client(stack, scheduler, workers):
+    from .dask import close, connect
+
+    client = connect(scheduler, workers)
+    stack.callback(close, client)
+    return client
 
 
 def _make_output_dir(folder: str) -> None:

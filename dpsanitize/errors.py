@@ -44,9 +44,10 @@ class OutputError(DpsanitizeError):
 class CacheUnwritable(OutputError):
     """The index cache folder cannot be created or written: exit 73, like any output."""
 
-    def __init__(self, path: str, exc: OSError):
-        super().__init__(f"cannot write the index cache in {path} ({exc.strerror or exc}); point "
-                         f"--cache-dir or DPSANITIZE_CACHE at a writable folder")
+    @classmethod
+    def at(cls, path: str, exc: OSError) -> "CacheUnwritable":
+        return cls(f"cannot write the index cache in {path} ({exc.strerror or exc}); point "
+                   f"--cache-dir or DPSANITIZE_CACHE at a writable folder")
 
 
 class WriteError(DpsanitizeError):

@@ -244,7 +244,7 @@ def open_index(embeddings: str | None = None, fmt: str = "auto",
             os.makedirs(cache, exist_ok=True)
             lock = _build_lock(cache, key)
         except OSError as exc:
-            raise CacheUnwritable(cache, exc) from None
+            raise CacheUnwritable.at(cache, exc) from None
         with lock:
             store = None if rebuild else _try_load(entry, key, quiet=True)
             if store is None:
@@ -358,7 +358,7 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: 
         remove_stale_temps(cache)
         tmp = tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=cache)
     except OSError as exc:
-        raise CacheUnwritable(cache, exc) from None
+        raise CacheUnwritable.at(cache, exc) from None
     started = time.perf_counter()
     try:
         n = len(vocab)
@@ -405,7 +405,7 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: 
         os.rename(tmp, final)
         return final
     except OSError as exc:
-        raise CacheUnwritable(cache, exc) from None
+        raise CacheUnwritable.at(cache, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

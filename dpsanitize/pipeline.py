@@ -272,9 +272,14 @@ class Sanitizer:
                 index = (stream, i)
             yield Block(index, first_line, chunk, fmt)
 
-    def process(self, items, encoding: str, workers: int = 1):
+    def process(self, items, encoding: str, workers: int = 1, client=None):
         """``(bytes, Counters)`` for each :class:`Block` of ``items``, in order, on ``workers``
-        processes; any other item (a marker between files) is passed through in its place."""
+        processes (or as tasks on a Dask ``client``'s cluster); any other item (a marker between
+        files) is passed through in its place."""
+        if client is not None:
+            from .dask import sanitize_chunks
+
+            return sanitize_chunks(self, items, encoding, client)
         if workers > 1:
             from .workers import sanitize_chunks
 

@@ -12,6 +12,7 @@ Python loop that tokenizes the same file and writes it back unchanged.
     python scripts/bench.py --long-line-mb 10 --mechs gumbel    # one 10 MB line: peak memory
     python scripts/bench.py --formats text,csv,jsonl             # the same words as CSV, JSONL
     python scripts/bench.py --files 200 --workers 1,2            # the same lines as 200 files
+    python scripts/bench.py --engines local,dask --workers 2     # Dask local cluster vs processes
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache-dir", default=None, help="default: a warm temporary cache")
     ap.add_argument("--workers", default="1", help="comma-separated, e.g. 1,2")
+    ap.add_argument("--engines", default="local", help="local,dask")
     ap.add_argument("--files", type=int, default=0,
                     help="also: the same lines split into this many files, run with --output-dir")
     ap.add_argument("--formats", default="text",
@@ -142,9 +144,10 @@ def main() -> None:
         if args.files:
             inputs.append(split_files(src, tmp, args.files))
         for mech in args.mechs.split(","):
-            for workers, (fmt, path, extra) in product(args.workers.split(","), inputs):
+            for engine, workers, (fmt, path, extra) in product(
+                    args.engines.split(","), args.workers.split(","), inputs):
                 common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
-                          "--force", "--workers", workers, *extra]
+                          "--force", "--workers", workers, "--engine", engine, *extra]
                 ext = os.path.splitext(path)[1]
                 blank = os.path.join(tmp, "empty" + ext)
                 if fmt == "files":  # an empty folder; the outputs go to a folder too
@@ -161,6 +164,7 @@ def main() -> None:
                 worker_peak = max(r[2] for r in runs)
                 label = f"dpsanitize run --mech {mech} --eps {eps[mech]} --workers {workers}"
                 label += {"text": "", "files": f" ({args.files} files)"}.get(fmt, f" ({fmt})")
+                label += " --engine dask" if engine == "dask" else ""
                 workers_note = f", largest worker {worker_peak:.0f} MiB" if workers != "1" else ""
                 print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
                       f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)
