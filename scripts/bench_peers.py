@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""dpsanitize against a public implementation: mldp-text (PyPI), same text, same vectors.
+
+The vectors are dpsanitize's output vocabulary W (the default 100k GloVe 50d words), exported
+as a word2vec text file, so both sides choose among the same words. The text is the SST-2
+training set (read in place from ../shared/data/sst2). mldp-text goes into a throwaway virtual
+environment that this script makes (nothing of it enters dpsanitize's); it runs its
+MultivariateCalibrated (= laplace) and TruncatedGumbel with exact search (use_faiss=False) and,
+for the Gumbel mechanism, the exact d_min and d_max of W. Both sides run in one process each;
+set-up (loading vectors, building indexes) is timed apart from the words. Prints tokens/s, the
+ratio, and each process's peak memory (VmHWM).
+
+    python scripts/bench_peers.py [--peer-tokens 1000] [--venv DIR] [--laplace-eps 10]
+                                  [--gumbel-eps 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2" / "train.tsv"
+PEER = "mldp-text==0.1.2"
+
+PEER_RUN = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from gensim.models import KeyedVectors
+import mldp_text
+from mldp_text import MultivariateCalibrated, TruncatedGumbel
+vectors, tokens_file, mech, eps, d_min, d_max = sys.argv[1:7]
+kv = KeyedVectors.load_word2vec_format(vectors, binary=False)
+tokens = open(tokens_file, encoding="utf-8").read().split()
+vocab = set(kv.index_to_key)
+common = dict(epsilon=float(eps), embedding_matrix=kv, dim=kv.vector_size, use_faiss=False,
+              vocab=vocab)
+if mech == "laplace":
+    m = MultivariateCalibrated(**common)
+else:
+    m = TruncatedGumbel(**common, min_inter_dist=float(d_min), max_inter_dist=float(d_max))
+setup = time.perf_counter() - t0
+t = time.perf_counter()
+out = [m.replace_word(w) for w in tokens]
+words = time.perf_counter() - t
+with open("/proc/self/status") as f:
+    kib = int(next(l.split()[1] for l in f if l.startswith("VmHWM")))
+print(json.dumps({"tokens": len(tokens), "seconds": words, "setup": setup, "peak_mib": kib / 1024,
+                  "version": mldp_text.__version__}))
+"""
+
+OURS_RUN = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from dpsanitize import Sanitizer
+import dpsanitize
+cache, lines_file, mech, eps = sys.argv[1:5]
+lines = open(lines_file, encoding="utf-8").read().splitlines()
+s = Sanitizer(mech, float(eps), cache_dir=cache or None)
+setup = time.perf_counter() - t0
+t = time.perf_counter()
+s.sanitize_lines(lines)
+words = time.perf_counter() - t
+with open("/proc/self/status") as f:
+    kib = int(next(l.split()[1] for l in f if l.startswith("VmHWM")))
+print(json.dumps({"tokens": sum(len(l.split()) for l in lines), "seconds": words, "setup": setup,
+                  "peak_mib": kib / 1024, "version": dpsanitize.__version__}))
+"""
+
+
+def sentences(limit_tokens: int | None) -> list[str]:
+    out, n = [], 0
+    with open(DATA, encoding="utf-8") as f:
+        next(f)  # header
+        for line in f:
+            text = line.rstrip("\n").split("\t", 1)[1]
+            out.append(text)
+            n += len(text.split())
+            if limit_tokens and n >= limit_tokens:
+                break
+    return out
+
+
+def make_venv(folder: Path) -> Path:
+    python = folder / "bin" / "python"
+    if not python.exists():
+        venv.create(folder, with_pip=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", PEER], check=True)
+    return python
+
+
+def run_json(cmd) -> dict:
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"{cmd[2:4]} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer-tokens", type=int, default=1000,
+                    help="SST-2 tokens for the peer (it is slow); dpsanitize gets all of train")
+    ap.add_argument("--venv", default="", help="keep the peer's virtual environment here")
+    ap.add_argument("--laplace-eps", type=float, default=10.0)
+    ap.add_argument("--gumbel-eps", type=float, default=120.0)
+    ap.add_argument("--cache-dir", default="")
+    args = ap.parse_args()
+
+    from dpsanitize.index import open_index
+
+    store = open_index(None, vocab_size=100_000, cache_dir=args.cache_dir or None)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; vectors: W of the default embeddings, |W| = "
+          f"{len(store.vocab)}, d_min {store.d_min:.6f}, d_max {store.d_max:.6f}; text: SST-2 "
+          f"train")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        vectors = tmp / "w.txt"
+        with open(vectors, "w", encoding="utf-8") as f:
+            f.write(f"{len(store.vocab)} {store.vocab.dim}\n")
+            for word, row in zip(store.vocab.words, store.vocab.vectors):
+                f.write(word + " " + " ".join(f"{x:.8g}" for x in row.tolist()) + "\n")
+        few, every = tmp / "few.txt", tmp / "all.txt"
+        few.write_text("\n".join(sentences(args.peer_tokens)) + "\n", encoding="utf-8")
+        every.write_text("\n".join(sentences(None)) + "\n", encoding="utf-8")
+        python = make_venv(Path(args.venv) if args.venv else tmp / "venv")
+        rows = []
+        for mech, eps in (("laplace", args.laplace_eps), ("gumbel", args.gumbel_eps)):
+            peer = run_json([str(python), "-c", PEER_RUN, str(vectors), str(few), mech, str(eps),
+                             repr(store.d_min), repr(store.d_max)])
+            ours = run_json([sys.executable, "-c", OURS_RUN, args.cache_dir, str(every), mech,
+                             str(eps)])
+            rows.append((mech, eps, peer, ours))
+    print(f"peer: mldp-text {rows[0][2]['version']} (exact search); dpsanitize {rows[0][3]['version']} "
+          f"(exact decoder); one process each\n")
+    print("| mechanism | eps | mldp-text tokens/s | dpsanitize tokens/s | ratio | "
+          "mldp-text peak / set-up | dpsanitize peak / set-up |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for mech, eps, peer, ours in rows:
+        p_rate, o_rate = peer["tokens"] / peer["seconds"], ours["tokens"] / ours["seconds"]
+        print(f"| {mech} | {eps:g} | {p_rate:,.0f} ({peer['tokens']:,} tokens) | {o_rate:,.0f} "
+              f"({ours['tokens']:,} tokens) | {o_rate / p_rate:,.0f}x | {peer['peak_mib']:,.0f} MiB"
+              f" / {peer['setup']:.1f} s | {ours['peak_mib']:,.0f} MiB / {ours['setup']:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
