@@ -229,6 +229,30 @@ def warn_seed(seed) -> None:
 # run
 
 
+class Workers(click.ParamType):
+    """A number of processes >= 1, or 'auto' (the CPUs this process may run on)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and value >= 1:
+            return value
+        if str(value).strip().lower() == "auto":
+            from .geometry import usable_cpus
+
+            return usable_cpus()
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail("expected a number >= 1 or 'auto'", param, ctx)
+        return n
+
+
+WORKERS = Workers()
+
+
 def _check_encoding(ctx, param, value):
     import codecs
 
@@ -302,10 +326,10 @@ def _check_oov_token(ctx, param, value):
 @click.option("--lock", type=click.Path(dir_okay=False),
               help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT, or "
                    ".dpsanitize.lock in --output-dir); an overlapping run exits 75.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=WORKERS, default="1", show_default=True,
               help="Worker processes for the 1 MiB blocks of the input(s), across files with "
-                   "--output-dir. The output does not depend on it: with --seed, every value "
-                   "writes the same bytes.")
+                   "--output-dir; 'auto': one per CPU this process may use. The output does not "
+                   "depend on it: with --seed, every value writes the same bytes.")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
               show_default=True,
               help="dask: the blocks are tasks on a Dask cluster (extra dpsanitize[dask]); the "

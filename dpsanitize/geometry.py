@@ -137,7 +137,12 @@ def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarra
     return d2
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may use: DPSANITIZE_THREADS if set (worker processes get their
+    share of the machine there), else the CPUs it may run on."""
+    share = os.environ.get("DPSANITIZE_THREADS", "")
+    if share.isdigit() and int(share) > 0:
+        return int(share)
     if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on (Linux)
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -168,7 +173,7 @@ class BruteForce:
         self._max_norm = math.sqrt(float(sq.max()))
         self._block = block
         self._chunk = chunk
-        self._threads = threads or _usable_cpus()
+        self._threads = threads or usable_cpus()
 
     def nearest(self, y: np.ndarray, k: int = 1):
         """``(ids int64 (B,k), dists float64 (B,k))``, nearest first, ties by lower id."""

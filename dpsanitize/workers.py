@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
+import os
 import signal
 
 from .errors import DpsanitizeError, InvalidParameter
@@ -39,9 +40,12 @@ def sanitize_chunks(sanitizer, items, encoding: str, workers: int):
     if recipe is None or sanitizer.seed_sequence is None:
         raise InvalidParameter("workers need a mechanism made by name (mechanisms.create) and "
                                "a sanitizer seeded by seed=, not rng=")
+    from .geometry import usable_cpus
+
+    share = max(1, usable_cpus() // workers)  # BLAS and decoder threads per worker: no oversubscription
     spec = (sanitizer.store.path, recipe, sanitizer.mechanism.epsilon,
             {"oov": sanitizer.oov, "oov_token": sanitizer.oov_token,
-             "bit_generator": sanitizer.bit_generator}, sanitizer.seed_sequence)
+             "bit_generator": sanitizer.bit_generator}, sanitizer.seed_sequence, share)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start, initargs=spec)
     pending = collections.deque()  # futures, and markers waiting for the blocks before them
@@ -89,9 +93,15 @@ def _stop(pool) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start(store_path, recipe, epsilon, options, seq) -> None:
+def _start(store_path, recipe, epsilon, options, seq, threads) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for name in ("DPSANITIZE_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "MKL_NUM_THREADS"):  # for thread pools loaded later (scipy's own OpenBLAS)
+        os.environ[name] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)  # for the ones loaded already (numpy's)
     from .index import load_entry
     from .mechanisms import create
     from .pipeline import Sanitizer

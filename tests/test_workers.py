@@ -81,3 +81,37 @@ def test_block_streams_are_not_reused_across_streams(toy_store, text):
     s.sanitize_stream(io.BytesIO(text), second, workers=2, block=4096)
     assert first.getvalue() != second.getvalue()
     assert first.getvalue() == _stream(toy_store, text, 2)[0]  # a fresh sanitizer starts at 0
+
+
+def test_workers_auto_is_the_usable_cpus_and_workers_share_them(monkeypatch):
+    import os
+
+    from dpsanitize.cli import WORKERS
+    from dpsanitize.geometry import usable_cpus
+
+    assert WORKERS.convert("auto", None, None) == len(os.sched_getaffinity(0)) == usable_cpus()
+    assert WORKERS.convert("3", None, None) == 3
+    monkeypatch.setenv("DPSANITIZE_THREADS", "1")  # what a worker process of a pool is given
+    assert usable_cpus() == 1
+
+
+def test_a_worker_process_gets_its_share_of_the_cpus(toy_store):
+    """A worker started as sanitize_chunks starts them decodes with the threads it is given
+    (cpus // workers), so N workers never run N x cpus BLAS or decoder threads."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dpsanitize import workers
+
+    spec = (toy_store.path, ("laplace", {}), 3.0, {}, None, 1)
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=workers._start,
+                             initargs=spec) as pool:
+        assert pool.submit(_threads_here).result() == (1, 1)
+
+
+def _threads_here():
+    from threadpoolctl import threadpool_info
+
+    from dpsanitize.geometry import usable_cpus
+
+    return usable_cpus(), max(i["num_threads"] for i in threadpool_info())
