@@ -188,6 +188,13 @@ def mechanism_options(f):
                           "default 0.3."),
         click.option("--custext-k", type=click.IntRange(min=1),
                      help="custext: group size K; default 20."),
+        click.option("--truncate", type=click.FloatRange(0, min_open=True),
+                     help="laplace: truncate the noise radius at R. NOT pure metric DP: "
+                          "(eps*d, delta)-style, delta = Pr[Gamma(n, 1/eps) > R] (calibrate "
+                          "prints it)."),
+        click.option("--truncate-delta", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="laplace: truncate the noise radius where Pr[Gamma(n, 1/eps) > R] is "
+                          "this delta."),
     ]
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
@@ -198,7 +205,7 @@ def mechanism_options(f):
 
 
 MECH_OPTION_NAMES = ("decoder", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
-                     "santext_sensitive", "santext_p", "custext_k")
+                     "santext_sensitive", "santext_p", "custext_k", "truncate", "truncate_delta")
 
 
 def build_mechanism(mech: str, eps: float, store, mech_options: dict):

@@ -28,6 +28,10 @@ def statement(mech) -> dict:
         line = (f"two lines of n in-vocabulary words are distinguishable by at most a factor "
                 f"exp({eps} * k), k the number of positions that differ, provided every "
                 f"differing pair of words shares a group (otherwise there is no bound)")
+    delta = getattr(mech, "delta", 0.0)
+    if delta:  # a truncated mechanism: each differing word adds its own delta
+        line += (f", plus an additive sum_i exp({eps} * d(w_i, w'_i)) * {delta:.3g} / "
+                 f"(1 - {delta:.3g}) (the deltas of the differing words add up)")
     return {
         "mechanism": mech.name, "epsilon": mech.epsilon, "unit": mech.unit,
         "guarantee": mech.guarantee.format(eps=eps), "per_line_composition": line,

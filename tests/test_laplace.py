@@ -71,13 +71,7 @@ def test_noise_norm_is_gamma_and_direction_uniform():
     """KS tests (alpha = 1e-6): |z| ~ Gamma(n, 1/eps); each coordinate of v has the sphere's law."""
     from scipy import stats
 
-    from types import SimpleNamespace
-
-    class FiveDimVocab(list):
-        dim = 5
-
-    store = SimpleNamespace(vocab=FiveDimVocab(["a", "b"]), d_max=1.0)  # all the constructor reads
-    mech = MultivariateLaplace(epsilon=2.0, store=store)
+    mech = MultivariateLaplace(epsilon=2.0, store=_five_dim_store())
     z = mech.noise(make_rng(4), 100_000)
     norms = np.linalg.norm(z, axis=1)
     assert stats.kstest(norms, stats.gamma(5, scale=0.5).cdf).pvalue > ALPHA
@@ -135,3 +129,73 @@ def test_smallest_epsilon_still_decodes_exactly(toy_store, cls):
     want = np.argsort(d, axis=1, kind="stable")[:, :2]
     assert (got == want).all()
     assert len(np.unique(got[:, 0])) > 20  # the extreme words in every direction, not one word
+
+
+def _five_dim_store():
+    from types import SimpleNamespace
+
+    class FiveDimVocab(list):
+        dim = 5
+
+    return SimpleNamespace(vocab=FiveDimVocab(["a", "b"]), d_max=1.0)
+
+
+@pytest.mark.parametrize("eps,radius", [(2.0, 1.5), (2.0, 4.0), (10.0, 0.3), (0.5, 30.0)])
+def test_truncation_delta_is_the_gamma_tail(eps, radius):
+    """delta = Pr[Gamma(5, 1/eps) > R] = Pr[Poisson(eps R) <= 4] (sum of 5 exponentials), and
+    --truncate-delta finds the same R back."""
+    import math
+
+    mech = MultivariateLaplace(epsilon=eps, store=_five_dim_store(), truncate=radius)
+    lam = eps * radius
+    poisson = sum(math.exp(-lam) * lam ** k / math.factorial(k) for k in range(5))
+    assert mech.delta == pytest.approx(poisson, rel=1e-10)
+    back = MultivariateLaplace(epsilon=eps, store=_five_dim_store(), truncate_delta=mech.delta)
+    assert back.truncate == pytest.approx(radius, rel=1e-8)
+    assert "NOT pure metric DP" in back.privacy_statement()["guarantee"]
+
+
+class ClippedLaplace(MultivariateLaplace):
+    """Mutant: radius min(r, R) instead of r conditioned on r <= R (a point mass at R)."""
+
+    def radii(self, rng, n):
+        return np.minimum(rng.gamma(self.dim, 1.0 / self.epsilon, n), self.truncate)
+
+
+@pytest.mark.statistical
+def test_truncated_radius_follows_the_conditioned_gamma_and_clipping_is_rejected():
+    """KS test (alpha = 1e-6): radius ~ Gamma(5, 1/2) conditioned on <= R; the clipped mutant
+    fails the same test."""
+    from scipy import stats
+    from scipy.special import gammainc
+
+    R = 2.5  # delta = 0.44: a large truncation, so a wrong one shows
+    def cdf(r):
+        return gammainc(5, 2.0 * np.minimum(r, R)) / gammainc(5, 2.0 * R)
+    mech = MultivariateLaplace(epsilon=2.0, store=_five_dim_store(), truncate=R)
+    z = mech.noise(make_rng(6), 100_000)
+    norms = np.linalg.norm(z, axis=1)
+    assert norms.max() <= R and stats.kstest(norms, cdf).pvalue > ALPHA
+    bad = ClippedLaplace(epsilon=2.0, store=_five_dim_store(), truncate=R)
+    assert stats.kstest(np.linalg.norm(bad.noise(make_rng(6), 100_000), axis=1), cdf).pvalue < ALPHA
+
+
+def test_cli_truncation_options(runner, toy_embeddings, toy_cache, tmp_path):
+    import json
+
+    toy = ["--embeddings", toy_embeddings[0], "--vocab-size", "0", "--cache-dir", toy_cache]
+    src, rep = tmp_path / "in.txt", tmp_path / "r.json"
+    src.write_text("wa wb wc\n")
+    ok = run_cli(runner, ["run", "--mech", "laplace", "--eps", "3", "--truncate-delta", "1e-6",
+                          "--report", str(rep), *toy, str(src), str(tmp_path / "o.txt")])
+    assert ok.exit_code == 0, ok.stderr
+    privacy = json.loads(rep.read_text())["privacy"]
+    assert "NOT pure metric DP" in privacy["guarantee"] and "deltas" in privacy["per_line_composition"]
+    both = run_cli(runner, ["calibrate", "--mech", "laplace", "--eps", "3", "--truncate", "2",
+                            "--truncate-delta", "0.1", *toy])
+    assert both.exit_code == 2 and "not both" in both.stderr
+    other = run_cli(runner, ["calibrate", "--mech", "tem", "--eps", "3", "--truncate", "2", *toy])
+    assert other.exit_code == 2 and "does not apply" in other.stderr
+    cal = json.loads(run_cli(runner, ["calibrate", "--mech", "laplace", "--eps", "3", "--truncate",
+                                      "2", "--json", *toy]).stdout)
+    assert cal["truncate"] == 2 and 0 < cal["delta"] < 1

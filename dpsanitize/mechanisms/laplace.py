@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CalibrationError, InvalidParameter
-from .base import Mechanism
+from .base import Mechanism, open_uniform
 
 # Below the epsilon where the expected noise radius is this many vocabulary diameters, every
 # pair of words is already indistinguishable to within exp(n * 1e-6), and float64 can no longer
@@ -55,13 +55,21 @@ class MultivariateLaplace(Mechanism):
         How the noisy vector is decoded (post-processing).
     search_k : int, optional
         Annoy's search_k when ``decoder="annoy"``.
+    truncate : float, optional
+        Draw the noise radius from Gamma(n, 1/eps) conditioned on radius <= truncate (the
+        seed's distance-based truncation). This is NOT pure metric DP: the mechanism is then
+        delta = Pr[Gamma(n, 1/eps) > truncate] away (in total variation) from the exact one,
+        and two words at distance d are (eps*d, exp(eps*d)*delta/(1-delta))-indistinguishable.
+    truncate_delta : float, optional
+        Pick ``truncate`` so that delta is this (instead of giving the radius).
     """
 
     name = "laplace"
     reference = "Feyisetan et al., WSDM 2020 (multivariate Laplace)"
     decode_k = 1
 
-    def __init__(self, *, epsilon: float, store, decoder: str = "exact", search_k: int | None = None):
+    def __init__(self, *, epsilon: float, store, decoder: str = "exact", search_k: int | None = None,
+                 truncate: float | None = None, truncate_delta: float | None = None):
         super().__init__(epsilon=epsilon, store=store)
         if decoder not in ("exact", "annoy"):
             raise InvalidParameter("decoder must be 'exact' or 'annoy'")
@@ -69,6 +77,7 @@ class MultivariateLaplace(Mechanism):
             raise InvalidParameter("search_k must be >= 1")
         self.decoder, self.search_k = decoder, search_k
         self.dim = store.vocab.dim
+        self.truncate, self.delta = self._truncation(truncate, truncate_delta)
         low = self.smallest_epsilon()
         if self.epsilon < low:
             raise CalibrationError(
@@ -77,6 +86,36 @@ class MultivariateLaplace(Mechanism):
                 f"the expected noise would exceed {MAX_NOISE_PER_DIAMETER:g} times the "
                 f"vocabulary's diameter, where the output no longer depends on the input word; "
                 f"use --eps {low:.3g} or more")
+
+    def _truncation(self, radius, delta):
+        """(R, delta) from either one; (None, 0.0) without truncation."""
+        from scipy import stats
+
+        from .base import check_range
+
+        if radius is not None and delta is not None:
+            raise InvalidParameter("give --truncate or --truncate-delta, not both")
+        law = stats.gamma(self.dim, scale=1.0 / self.epsilon)
+        if delta is not None:
+            delta = check_range("--truncate-delta", delta, 0.0, 1.0, open_low=True,
+                                open_high=True)
+            radius = float(law.isf(delta))
+        elif radius is not None:
+            radius = check_range("--truncate", radius, 0.0, float("inf"), open_low=True,
+                                 open_high=True)
+            delta = float(law.sf(radius))
+        else:
+            return None, 0.0
+        if not (radius > 0 and delta < 1):
+            raise InvalidParameter("the truncation keeps no noise at this epsilon; use a larger "
+                                   "--truncate or a smaller --truncate-delta")
+        self.name = "laplace (truncated)"
+        self.guarantee = (
+            "NOT pure metric DP: the noise radius is truncated at R = " + f"{radius:.6g}" +
+            ", so the output is delta = Pr[Gamma(n, 1/{eps}) > R] = " + f"{delta:.3g}" +
+            " away (total variation) from the {eps}-metric-DP Laplace mechanism, and two words at "
+            "distance d are ({eps}*d, exp({eps}*d)*delta/(1-delta))-indistinguishable")
+        return radius, delta
 
     @property
     def noise_gain(self) -> float:
@@ -88,15 +127,27 @@ class MultivariateLaplace(Mechanism):
         return self.dim * self.noise_gain / (MAX_NOISE_PER_DIAMETER * self.store.d_max)
 
     def params(self) -> dict:
-        return {"decoder": self.decoder}
+        extra = {"truncate": self.truncate, "delta": self.delta} if self.truncate else {}
+        return {"decoder": self.decoder, **extra}
 
     def calibration(self) -> dict:
         return {**super().calibration(), "dim": self.dim, "epsilon_min": self.smallest_epsilon(),
                 "expected_noise_norm": self.dim / self.epsilon}
 
+    def radii(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n noise radii: Gamma(dim, 1/eps), conditioned on <= R when truncated (by the
+        inverse CDF on [0, R], never by rejection)."""
+        if self.truncate is None:
+            return rng.gamma(self.dim, 1.0 / self.epsilon, n)
+        from scipy.special import gammainc, gammaincinv
+
+        top = gammainc(self.dim, self.epsilon * self.truncate)  # F(R)
+        u = open_uniform(rng, n) * top
+        return np.minimum(gammaincinv(self.dim, u) / self.epsilon, self.truncate)
+
     def noise(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """n noise vectors z with density proportional to exp(-eps ||z||)."""
-        radius = rng.gamma(self.dim, 1.0 / self.epsilon, n)
+        """n noise vectors z with density proportional to exp(-eps ||z||) (on ||z|| <= R)."""
+        radius = self.radii(rng, n)
         return unit_directions(rng, n, self.dim) * radius[:, None]
 
     def noisy_points(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
