@@ -188,6 +188,9 @@ def mechanism_options(f):
                           "default 0.3."),
         click.option("--custext-k", type=click.IntRange(min=1),
                      help="custext: group size K; default 20."),
+        click.option("--kde-bandwidth", type=click.FloatRange(0, min_open=True),
+                     help="density: bandwidth h of the Gaussian kernel density prior; default "
+                          "Scott's rule."),
         click.option("--truncate", type=click.FloatRange(0, min_open=True),
                      help="laplace: truncate the noise radius at R. NOT pure metric DP: "
                           "(eps*d, delta)-style, delta = Pr[Gamma(n, 1/eps) > R] (calibrate "
@@ -205,7 +208,8 @@ def mechanism_options(f):
 
 
 MECH_OPTION_NAMES = ("decoder", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
-                     "santext_sensitive", "santext_p", "custext_k", "truncate", "truncate_delta")
+                     "santext_sensitive", "santext_p", "custext_k", "kde_bandwidth", "truncate",
+                     "truncate_delta")
 
 
 def build_mechanism(mech: str, eps: float, store, mech_options: dict):

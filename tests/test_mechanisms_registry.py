@@ -11,11 +11,12 @@ from dpsanitize.errors import InvalidParameter
 from dpsanitize.mechanisms import MECHANISMS, create, mechanism_class
 from dpsanitize.rng import make_rng
 
-ALL = ["gumbel", "laplace", "mahalanobis", "vickrey", "tem", "santext", "santext+", "custext"]
+ALL = ["gumbel", "laplace", "mahalanobis", "vickrey", "tem", "santext", "santext+", "custext",
+       "density"]
 EPS = {"gumbel": 400.0}
 
 
-def test_mechanisms_json_lists_all_eight(runner):
+def test_mechanisms_json_lists_all_of_them(runner):
     result = run_cli(runner, ["mechanisms", "--json"])
     assert result.exit_code == 0
     rows = json.loads(result.stdout)

@@ -1,14 +1,14 @@
 """Exact sampling from exponential-mechanism rows over the whole vocabulary, without |W|^2 memory.
 
-Draws y with probability proportional to ``exp(-eps/2 * min(d(w, y), clip))`` over the columns
-``y >= first`` of W (SanText: clip = inf; TEM: clip = gamma; SanText+: first = start of the
-sensitive set). Two exact methods (the output distribution is the same either way, so which one
+Draws y with probability proportional to ``prior(y) * exp(-eps/2 * min(d(w, y), clip))`` over
+the columns ``y >= first`` of W (SanText: clip = inf; TEM: clip = gamma; SanText+: first = start
+of the sensitive set; density: a public prior, uniform otherwise). Two exact methods (the output distribution is the same either way, so which one
 served a draw reveals nothing):
 
 * **rejection** from an envelope built on an exact neighbour table: the near words (the word and
   its K nearest allowed words) get their exact weights; every other allowed word is at distance
-  >= d_K(w), so
-  ``exp(-eps/2 * min(d_K, clip))`` bounds its weight. A proposal from the envelope is accepted
+  >= d_K(w), so ``prior(y) * exp(-eps/2 * min(d_K, clip))`` bounds its weight (far proposals are
+  drawn in proportion to the prior). A proposal from the envelope is accepted
   with probability (true weight / envelope weight); accepted draws follow the target exactly.
   Cost: a few distance evaluations per draw.
 * **full row**: a draw still rejected after ``max_rounds`` proposals (a loose envelope) is
@@ -34,12 +34,22 @@ from .base import open_uniform
 
 
 class ExpSampler:
-    """Pr[y | w] proportional to exp(-epsilon/2 * min(d(w,y), clip)) for y in W[first:]."""
+    """Pr[y | w] proportional to prior(y) * exp(-epsilon/2 * min(d(w,y), clip)), y in W[first:]."""
 
     def __init__(self, store, epsilon: float, *, clip: float = np.inf, first: int = 0,
                  table=None, max_rounds: int = 1024, cache_bytes: int = 128 << 20,
-                 row_block: int = 32):
+                 row_block: int = 32, prior: np.ndarray | None = None):
         self.store = store
+        # prior: positive public weights per word (None: uniform), scaled so its maximum is 1
+        if prior is None:
+            self.log_prior, self._prior_cum = None, None
+        else:
+            prior = np.asarray(prior, dtype=np.float64)
+            if prior.shape != (len(store.vocab),) or not (prior > 0).all():
+                raise ValueError("the prior needs one positive weight per word")
+            prior = prior / prior.max()
+            self.log_prior = np.log(prior)
+            self._prior_cum = np.cumsum(prior[first:])
         # Near words: the store's table, or (for first > 0) a table of neighbours among the
         # allowed words, so that the envelope stays tight.
         self.nbr_ids, self.nbr_dist = table if table is not None else (store.nbr_ids,
@@ -61,6 +71,8 @@ class ExpSampler:
         d = self.store.rows([i])[0]
         p = np.zeros(self.n)
         logw = -self.half_eps * np.minimum(d[self.first:], self.clip)
+        if self.log_prior is not None:
+            logw = logw + self.log_prior[self.first:]
         w = np.exp(logw - logw.max())
         p[self.first:] = w / w.sum()
         return p
@@ -81,7 +93,8 @@ class ExpSampler:
         shift = np.maximum(logw.max(axis=1), far_logw)
         w_near = np.exp(logw - shift[:, None])           # 0 where masked (logw = -inf)
         z_near = w_near.sum(axis=1)
-        z_env = z_near + (self.n - self.first) * np.exp(far_logw - shift)
+        far_mass = self.n - self.first if self._prior_cum is None else self._prior_cum[-1]
+        z_env = z_near + far_mass * np.exp(far_logw - shift)
         out, pending = self._rejection(ids, near, w_near, z_near, z_env, far_logw - shift,
                                        shift, rng)
         if len(pending):  # still rejected after max_rounds: a fresh exact draw from the row
@@ -101,6 +114,8 @@ class ExpSampler:
         d = np.zeros((len(ids), k + 1))
         d[:, 1:] = self.nbr_dist[ids]
         logw = np.where(near >= self.first, -self.half_eps * np.minimum(d, self.clip), -np.inf)
+        if self.log_prior is not None:
+            logw = logw + self.log_prior[near]
         if self.complete:
             far_logw = np.full(len(ids), -np.inf)
         else:
@@ -127,10 +142,15 @@ class ExpSampler:
                 col = (cum[p] <= u[take_near, None]).sum(axis=1)
                 out[p] = near[p, np.minimum(col, near.shape[1] - 1)]
             p = pending[~take_near]
-            y = rng.integers(self.first, self.n, len(p))
+            if self._prior_cum is None:
+                y = rng.integers(self.first, self.n, len(p))
+            else:  # in proportion to the prior; the acceptance below then leaves it out
+                v = open_uniform(rng, len(p)) * self._prior_cum[-1]
+                y = self.first + np.minimum(np.searchsorted(self._prior_cum, v, side="right"),
+                                            self.n - self.first - 1)
             fresh = ~(near[p] == y[:, None]).any(axis=1)  # near words come from the near branch
             d = dist64(x[ids[p]], x[y])
-            logw = -self.half_eps * np.minimum(d, self.clip) - shift[p]
+            logw = -self.half_eps * np.minimum(d, self.clip) - shift[p]  # prior: in the proposal
             accept = fresh & (open_uniform(rng, len(p)) < np.exp(logw - far_logw_shifted[p]))
             out[p[accept]] = y[accept]
             pending = p[~accept]
@@ -167,6 +187,8 @@ class ExpSampler:
         """Unnormalised cumulative weights over the allowed columns, one row per word."""
         d = self.store.rows(words)[:, self.first:]
         logw = -self.half_eps * np.minimum(d, self.clip)
+        if self.log_prior is not None:
+            logw += self.log_prior[self.first:]
         logw -= logw.max(axis=1, keepdims=True)
         np.exp(logw, out=logw)
         return np.cumsum(logw, axis=1, out=logw)
