@@ -300,7 +300,6 @@ def _items(sanitizer, jobs, formats, named_streams, encoding, read_options):
     """Markers and blocks of every job, in order; reading errors become markers in place."""
     from .errors import DpsanitizeError
     from .io import open_input
-    from .pipeline import Block
 
     for job in jobs:
         yield _Start(job)

@@ -80,6 +80,13 @@ def lines_of(text: str) -> list[str]:
     return lines
 
 
+def whole_lines(data: bytes, final: bool) -> tuple[int, int, int]:
+    """``(end, records, lines)`` of the whole lines at the start of ``data`` (one record each)."""
+    end = len(data) if final else data.rfind(b"\n") + 1
+    n = data.count(b"\n", 0, end) + (1 if end and not data[:end].endswith(b"\n") else 0)
+    return end, n, n
+
+
 def where(record: int, line: int) -> str:
     return f"record {record}" + (f" (line {line})" if line != record else "")
 
@@ -121,7 +128,7 @@ class Delimited:
         self._last_record = re.compile(as_bytes + rb"\Z")
         if not self.header:
             try:
-                self.indices = [int(c) - 1 for c in self.columns]
+                self.indices = list(dict.fromkeys(int(c) - 1 for c in self.columns))
             except ValueError:
                 raise InvalidParameter("with --no-header, --column takes column numbers "
                                        "(1 = the first column)") from None
@@ -132,15 +139,8 @@ class Delimited:
 
     def complete(self, data: bytes, final: bool, at: Position) -> tuple[int, int, int]:
         """``(bytes of whole records, records, lines)`` at the start of ``data``."""
-        if not self.multiline:
-            n = data.count(b"\n")
-            end = len(data) if final else data.rfind(b"\n") + 1
-            n += 1 if final and data and not data.endswith(b"\n") else 0
-            return end, n, n
-        if b'"' not in data:  # no quoted field, so no line break inside a record
-            end = len(data) if final else data.rfind(b"\n") + 1
-            n = data.count(b"\n", 0, end) + (1 if end and not data[:end].endswith(b"\n") else 0)
-            return end, n, n
+        if not self.multiline or b'"' not in data:  # no line break inside a record
+            return whole_lines(data, final)
         pos = records = lines = 0
         match = self._record.match
         while True:
@@ -176,7 +176,7 @@ class Delimited:
                 raise InputDataError(f"record 1 (the header): no column named {column!r} among "
                                      f"its {len(names)} columns")
             indices.extend(hits)
-        self.indices = indices
+        self.indices = list(dict.fromkeys(indices))  # a column named twice is rewritten once
 
     # -- workers: rewrite the named columns of whole records
 
@@ -271,10 +271,7 @@ class JsonLines:
         self._paths = [tuple(p) for c in self.columns for p in {(c,), tuple(c.split("."))}]
 
     def complete(self, data: bytes, final: bool, at: Position) -> tuple[int, int, int]:
-        n = data.count(b"\n")
-        end = len(data) if final else data.rfind(b"\n") + 1
-        n += 1 if final and data and not data.endswith(b"\n") else 0
-        return end, n, n
+        return whole_lines(data, final)
 
     def bind_header(self, first_record: str) -> None:
         return None
