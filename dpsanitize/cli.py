@@ -275,8 +275,10 @@ def _check_encoding(ctx, param, value):
 
 
 def _check_oov_token(ctx, param, value):
-    if value is not None and ("\n" in value or "\r" in value):
-        raise click.BadParameter("must not contain line breaks")
+    from .text import has_control_characters
+
+    if value is not None and has_control_characters(value):
+        raise click.BadParameter("must not contain line breaks or other control characters")
     return value
 
 

@@ -92,8 +92,9 @@ class Sanitizer:
 
         if oov not in tx.OOV_POLICIES:
             raise InvalidParameter(f"oov must be one of {', '.join(tx.OOV_POLICIES)}")
-        if "\n" in oov_token or "\r" in oov_token:
-            raise InvalidParameter("the OOV placeholder must not contain line breaks")
+        if tx.has_control_characters(oov_token):  # they separate lines and records
+            raise InvalidParameter("the OOV placeholder must not contain line breaks or other "
+                                   "control characters")
         if not isinstance(mech, str):  # an already constructed mechanism
             self.mechanism, store = mech, mech.store
         else:

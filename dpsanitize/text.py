@@ -86,6 +86,14 @@ def is_whole_word(token: str) -> bool:
     return bool(_WORD.fullmatch(token)) and not _ENDS_WITH_CLITIC.search(token)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def has_control_characters(text: str) -> bool:
+    """Line breaks, record separators and the like: never allowed in a placeholder."""
+    return bool(_CONTROL.search(text))
+
+
 def segments(text: str, size: int):
     """Pieces of about ``size`` characters that tokenize exactly as the whole text does.
 

@@ -251,3 +251,16 @@ def test_structured_workers_write_what_one_process_writes(toy_store, toy_embeddi
         outs.append((out.getvalue(), s.counters))
     assert len(data) > 20 * 4096
     assert outs[0] == outs[1] and outs[0][0] != data.encode() and outs[0][1].lines == 3000
+
+
+@pytest.mark.parametrize("token", ["a\nb", "x\x1ey", "x\x1fy", "\x00"])
+def test_placeholder_with_control_characters_is_refused(runner, toy_args_cli, tmp_path, token,
+                                                        toy_store):
+    """A placeholder must never carry the characters that separate lines and records."""
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,Qqq\n")
+    res = run_cli(runner, ["run", "--eps", "400", "--column", "text", "--oov-token", token,
+                           *toy_args_cli, str(src), str(tmp_path / "o.csv")])
+    assert res.exit_code == 2 and "control characters" in res.stderr
+    with pytest.raises(Exception, match="control characters"):
+        Sanitizer("gumbel", 400.0, store=toy_store, oov_token=token)
