@@ -127,6 +127,8 @@ def clean(cache: str, older_than: float | None = None, *, dry_run: bool = False)
             removed.append(entry)
         _remove_dangling_pointers(cache)
         remove_stale_temps(cache)
+        if older_than is None:  # everything: the cached `eval` results too
+            shutil.rmtree(os.path.join(cache, "eval"), ignore_errors=True)
     except OSError as exc:
         raise CacheUnwritable.at(cache, exc) from None
     finally:

@@ -820,6 +820,130 @@ def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_js
 
 
 # --------------------------------------------------------------------------------------------
+# eval
+
+
+def _parse_grid(ctx, param, value):
+    """'4,8' (every --mech) or 'gumbel=84,120;laplace=10,20' -> {mech or '*': [eps, ...]}."""
+    grid = {}
+    try:
+        for part in filter(None, value.split(";")):
+            name, _, numbers = part.rpartition("=")
+            values = [float(v) for v in numbers.split(",") if v.strip()]
+            if not values or not all(math.isfinite(v) and v > 0 for v in values):
+                raise ValueError
+            grid[name.strip() or "*"] = values
+    except ValueError:
+        raise click.BadParameter("expected positive numbers: '4,8' or 'gumbel=84,120;laplace=10'")
+    return grid
+
+
+@cli.command("eval")
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-column", required=True, help="The column of the text (header name).")
+@click.option("--label-column", required=True, help="The column of the label (header name).")
+@click.option("--test", "test_file", type=click.Path(exists=True, dir_okay=False),
+              help="A held-out test file with the same columns; default: a fixed 20% of DATASET.")
+@click.option("--test-text-column",
+              help="The text column of --test when its name differs (SST-2: content).")
+@click.option("--format", "fmt_name", type=click.Choice(["auto", "csv", "tsv"]), default="auto",
+              show_default=True, help="Format of DATASET and --test (auto: by extension).")
+@click.option("--mech", "mechs", type=click.Choice(list(MECHANISMS)), multiple=True,
+              required=True, help="A mechanism to evaluate (repeatable).")
+@click.option("--eps", "grid", required=True, callback=_parse_grid,
+              help="Epsilons: '2,4,8' for every --mech, or per mechanism "
+                   "'gumbel=84,120;laplace=10,20'.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Seeds per setting (accuracy mean and sd over them).")
+@click.option("--sanitize", type=click.Choice(["train", "both"]), default="train",
+              show_default=True, help="Sanitize the training text only, or the test text too.")
+@click.option("--classifier", type=click.Choice(["tfidf", "mean-vector"]), default="tfidf",
+              show_default=True, help="TF-IDF 1-2 grams or mean word vector, logistic regression.")
+@click.option("--draws", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Samples per word for N_w and S_w (50 words of the dataset).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="PNG: accuracy against N_w and against S_w (extra dpsanitize[eval]).")
+@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
+@click.option("--json", "as_json", is_flag=True, help="The rows as JSON on stdout.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar over the grid (default: only when stderr is a terminal).")
+@embeddings_options
+@quiet_option
+def eval_command(dataset, text_column, label_column, test_file, test_text_column, fmt_name, mechs,
+                 grid, repeats, sanitize, classifier, draws, plot_path, force, as_json, progress,
+                 open_store):
+    """Accuracy of a classifier trained on sanitized text, with N_w and S_w, over a grid.
+
+    Epsilon is not comparable across mechanisms: compare them at equal N_w or S_w. Results
+    are cached per setting (in the index cache), so an interrupted grid resumes.
+
+    \b
+    Example:
+        dpsanitize eval ../shared/data/sst2/train.tsv --text-column sentence \\
+            --label-column label --test ../shared/data/sst2/test.tsv \\
+            --test-text-column content \\
+            --mech gumbel --mech laplace --eps 'gumbel=84,120;laplace=10,20' --plot acc.png
+    """
+    from tqdm import tqdm
+
+    from .evaluate import Dataset, evaluate, plot, split
+    from .formats import detect, read_columns
+    from .io import atomic_output, check_output_path
+
+    if plot_path:
+        check_output_path(plot_path, force)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib: pip install 'dpsanitize[eval]'")
+
+    def load(path, text_column=text_column):
+        name = detect(path, fmt_name)
+        if name not in ("csv", "tsv"):
+            raise click.UsageError(f"{path}: eval reads CSV or TSV (name it *.csv/*.tsv or "
+                                   f"pass --format)")
+        rows = _library(read_columns, path, name, [text_column, label_column])
+        return Dataset([r[0] for r in rows], [r[1] for r in rows])
+
+    data = load(dataset)
+    if test_file:
+        train, test = data, load(test_file, test_text_column or text_column)
+    else:
+        train, test = split(data, 0.2)
+    settings = []
+    for m in mechs:
+        values = grid.get(m, grid.get("*"))
+        if values is None:
+            raise click.UsageError(f"--eps gives no epsilon for --mech {m}")
+        settings.extend((m, v) for v in values)
+    store = open_store(progress)
+    cache_dir = os.path.join(os.path.dirname(store.path), "eval")  # beside the index entries
+    with tqdm(total=len(settings) * repeats, unit="run", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        try:
+            rows = evaluate(train, test, settings, store=store, repeats=repeats,
+                            classifier=classifier, sanitize=sanitize, draws=draws,
+                            cache_dir=cache_dir, progress=bar.update)
+        except InvalidParameter as exc:
+            raise click.UsageError(str(exc)) from None
+    if plot_path:
+        with atomic_output(plot_path, force=force) as out:
+            plot(rows, out, title=f"{os.path.basename(dataset)}: {classifier}, "
+                                  f"{repeats} seeds, sanitized {sanitize}")
+    if as_json:
+        echo_json({"train": len(train.texts), "test": len(test.texts), "classifier": classifier,
+                   "sanitize": sanitize, "repeats": repeats, "rows": rows})
+        return
+    click.echo(f"{'mechanism':<12} {'eps':>8} {'accuracy':>15} {'changed':>8} {'N_w':>6} "
+               f"{'S_w':>7}")
+    for r in rows:
+        eps = "" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        click.echo(f"{r['mechanism']:<12} {eps:>8} {r['accuracy_mean']:.3f} ± "
+                   f"{r['accuracy_sd']:.3f} {100 * r['changed']:7.0f}% {r['N_w']:6.3f} "
+                   f"{r['S_w']:7.1f}")
+
+
+# --------------------------------------------------------------------------------------------
 # entry point
 
 

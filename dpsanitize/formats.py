@@ -181,6 +181,21 @@ class Delimited:
     # -- workers: rewrite the named columns of whole records
 
     def rewrite(self, text: str, at: Position, rewrite_records, counts) -> str:
+        out, parsed, texts = self._parse(text, at)
+        new_texts = rewrite_records(texts)
+        for (fields, ending), old, new in zip(parsed, texts, new_texts):
+            for i, before, after in zip(self.indices, old, new):
+                if after != before:
+                    fields[i] = self._quote(after, fields[i].startswith('"'))
+            out.append(self.delimiter.join(fields) + ending)
+        return "".join(out)
+
+    def values(self, text: str, at: Position) -> list[list[str]]:
+        """The --column values of each data record of a block (what ``rewrite`` rewrites)."""
+        return self._parse(text, at)[2]
+
+    def _parse(self, text: str, at: Position):
+        """(the header if this block has it, [(fields, line ending)], [named values])."""
         records = self._split(text) if self.multiline else lines_of(text)
         start = 0
         out = []
@@ -198,16 +213,8 @@ class Delimited:
                                      f"--column needs column {max(self.indices) + 1}")
             parsed.append((fields, rec[len(body):]))
             line += rec.count("\n")
-        texts = []
-        for fields, _ in parsed:
-            texts.append([self._unquote(fields[i])[0] for i in self.indices])
-        new_texts = rewrite_records(texts)
-        for (fields, ending), old, new in zip(parsed, texts, new_texts):
-            for i, before, after in zip(self.indices, old, new):
-                if after != before:
-                    fields[i] = self._quote(after, fields[i].startswith('"'))
-            out.append(self.delimiter.join(fields) + ending)
-        return "".join(out)
+        texts = [[self._unquote(fields[i])[0] for i in self.indices] for fields, _ in parsed]
+        return out, parsed, texts
 
     def _split(self, text: str) -> list[str]:
         """Records of a block that holds whole CSV records only."""
@@ -376,3 +383,22 @@ def record_chunks(line_chunks, fmt, encoding: str, max_line_bytes: int):
         if end:
             yield Position(at.line, at.record), data[:end]
             at = Position(at.line + lines, at.record + records)
+
+
+def read_columns(path: str, name: str, columns, *, header: bool = True,
+                 encoding: str = "utf-8", max_line_bytes: int = 10 << 20) -> list[list[str]]:
+    """The values of ``columns`` in every data record of a CSV or TSV file, in order."""
+    from .pipeline import read_chunks
+
+    fmt = make_format(name, columns, header=header)
+    if not isinstance(fmt, Delimited):
+        raise InvalidParameter("reading columns needs a CSV or TSV file")
+    rows = []
+    with open(path, "rb") as f:
+        for at, chunk in record_chunks(read_chunks(f, max_line_bytes), fmt, encoding,
+                                       max_line_bytes):
+            try:
+                rows.extend(fmt.values(chunk.decode(encoding), at))
+            except UnicodeDecodeError:
+                raise InputDataError(f"{path}: not valid {encoding} near line {at.line}") from None
+    return rows

@@ -1,117 +1,56 @@
 #!/usr/bin/env python3
-"""Utility of sanitized text: sentiment accuracy on SST-2 when the classifier trains on dpsanitize output.
+"""README's utility table: `dpsanitize eval` on SST-2 (train sanitized, clean test), as Markdown.
 
-The data owner's story: release a sanitized copy of the training text, let someone train a model
-on it, and ask how good that model is on real text. For each mechanism and epsilon the SST-2
-training set (67,349 phrases) is sanitized with the default embeddings, a TF-IDF (words and word
-pairs) + logistic-regression classifier is trained on it, and its accuracy is measured on the
-clean SST-2 test set (1,821 sentences). The first row trains on the clean text (no privacy).
-Each setting is repeated with --repeats seeds (the seeds are fixed so the table can be re-run).
+Runs the command with the README's grid (results are cached, so a re-run only computes what is
+new), writes the plot, and prints the table sorted by mechanism and N_w. The data is read where
+it lies (../shared/data/sst2), never copied.
 
-    python scripts/utility_eval.py [--data ../shared/data/sst2] [--repeats 3]
-                                   [--mechs gumbel,laplace,...] [--eps gumbel=84,120;laplace=10]
-
-Needs scikit-learn (a dependency already). The data is read where it lies, never copied.
+    python scripts/utility_eval.py [--repeats 2] [--plot examples/sst2-eval.png] [--cache-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import os
 import platform
-import statistics
+import subprocess
+import sys
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
-GRID = {
-    "gumbel": "floor",  # the floor times FLOOR_FACTORS
-    "laplace": [10, 20, 40],
-    "mahalanobis": [10, 20, 40],
-    "vickrey": [20, 40],
-    "tem": [2, 4, 8],
-    "santext": [2, 4, 8],
-    "santext+": [2, 4, 8],
-    "custext": [1, 3, 8],
-}
-FLOOR_FACTORS = [1.05, 1.5, 2, 4]
-
-
-def read_tsv(path: Path) -> tuple[list[str], list[int]]:
-    """(texts, labels) of an SST-2 file: label in column 1, text in column 2, one header row."""
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-    return [r[1] for r in rows], [int(r[0]) for r in rows]
-
-
-def accuracy(train_texts, train_labels, test_texts, test_labels) -> float:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                          LogisticRegression(C=4.0, max_iter=2000))
-    model.fit(train_texts, train_labels)
-    return float((model.predict(test_texts) == test_labels).mean())
-
-
-def parse_eps(spec: str) -> dict[str, list[float]]:
-    """``gumbel=84,120;laplace=10`` -> {"gumbel": [84, 120], "laplace": [10]}."""
-    out = {}
-    for part in filter(None, spec.split(";")):
-        name, values = part.split("=")
-        out[name.strip()] = [float(v) for v in values.split(",")]
-    return out
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
+GRID = "gumbel=84,120,400;laplace=10,20;density=3,4,6;tem=3,4,6;santext=3,4,6;custext=3,8"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--mechs", default=",".join(GRID))
-    ap.add_argument("--eps", default="", help="override grids, e.g. 'gumbel=84,120;laplace=10'")
-    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--grid", default=GRID)
+    ap.add_argument("--plot", default=str(Path(__file__).resolve().parents[1] / "examples" /
+                                          "sst2-eval.png"))
+    ap.add_argument("--classifier", default="tfidf")
+    ap.add_argument("--cache-dir", default="")
     args = ap.parse_args()
-
-    import numpy as np
-
-    from dpsanitize.index import open_index
-    from dpsanitize.mechanisms import create
-    from dpsanitize.mechanisms.gumbel import epsilon_floor
-    from dpsanitize.pipeline import Sanitizer
-
-    train_x, train_y = read_tsv(args.data / "train.tsv")
-    test_x, test_y = read_tsv(args.data / "test.tsv")
-    test_y = np.array(test_y)
-    store = open_index(None, vocab_size=100_000, cache_dir=args.cache_dir)
-    n_tokens = sum(len(t.split()) for t in train_x)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"data: SST-2 train {len(train_x):,} phrases ({n_tokens:,} tokens) -> sanitized; "
-          f"test {len(test_x):,} sentences, clean; default embeddings |W| = {len(store.vocab):,}; "
-          f"TF-IDF 1-2 grams + logistic regression; {args.repeats} seeds per row\n")
-    print("| mechanism | epsilon | words changed | accuracy (mean ± sd) |")
-    print("|---|---:|---:|---:|")
-    print(f"| none (clean training text) | | 0% | {accuracy(train_x, train_y, test_x, test_y):.3f} |",
-          flush=True)
-
-    overrides = parse_eps(args.eps)
-    floor = epsilon_floor(len(store.vocab), store.d_min)
-    for name in filter(None, args.mechs.split(",")):
-        grid = overrides.get(name) or GRID[name]
-        if grid == "floor":
-            grid = [round(floor * f, 1) for f in FLOOR_FACTORS]
-        for eps in grid:
-            mech = create(name, epsilon=eps, store=store)
-            accs, changed = [], []
-            for seed in range(args.repeats):
-                s = Sanitizer(mech, seed=seed)
-                sanitized = s.sanitize_lines(train_x)
-                c = s.counters
-                changed.append(c.replaced / max(1, c.words - c.oov))
-                accs.append(accuracy(sanitized, train_y, test_x, test_y))
-            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            print(f"| {name} | {eps:g} | {100 * np.mean(changed):.0f}% | {np.mean(accs):.3f} ± "
-                  f"{sd:.3f} |", flush=True)
+    mechs = [part.split("=")[0] for part in args.grid.split(";")]
+    cmd = [sys.executable, "-m", "dpsanitize", "eval", str(DATA / "train.tsv"), "--text-column",
+           "sentence", "--label-column", "label", "--test", str(DATA / "test.tsv"),
+           "--test-text-column", "content",
+           *[a for m in mechs for a in ("--mech", m)], "--eps", args.grid, "--repeats",
+           str(args.repeats), "--classifier", args.classifier, "--plot", args.plot, "--force",
+           "--json", "-q", *(["--cache-dir", args.cache_dir] if args.cache_dir else [])]
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; data: SST-2 train ({out['train']:,} phrases, sanitized) "
+          f"-> test ({out['test']:,} sentences, clean); classifier {out['classifier']}; "
+          f"{out['repeats']} seeds per row; N_w, S_w: 50 words of the training text spread over "
+          f"its frequency ranks, 200 draws each\n")
+    print("| mechanism | epsilon | words changed | mean N_w | mean S_w | accuracy (mean ± sd) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in sorted(out["rows"], key=lambda r: (r["mechanism"] != "none", r["mechanism"],
+                                                  -r["N_w"])):
+        eps = "" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        print(f"| {r['mechanism']} | {eps} | {100 * r['changed']:.0f}% | {r['N_w']:.3f} | "
+              f"{r['S_w']:.1f} | {r['accuracy_mean']:.3f} ± {r['accuracy_sd']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -75,8 +75,10 @@ def test_clean_everything_but_a_build_in_progress(runner, filled_cache):
         result = run_cli(runner, ["cache", "clean", "--cache-dir", cache])
     assert result.exit_code == 0 and "removed 1 entries" in result.stderr
     assert [r["path"] for r in listing(runner, cache)] == [new.path]
+    os.makedirs(os.path.join(cache, "eval"))
+    Path(cache, "eval", "result.json").write_text("{}")
     run_cli(runner, ["cache", "clean", "--cache-dir", cache])
-    assert listing(runner, cache) == []
+    assert listing(runner, cache) == [] and not os.path.exists(os.path.join(cache, "eval"))
 
 
 @pytest.mark.parametrize("bad", ["30", "x", "-1d", "1y"])

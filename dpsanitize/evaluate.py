@@ -1,0 +1,225 @@
+"""Choose epsilon by measurement: a classifier's accuracy on sanitized text, with N_w and S_w.
+
+For each mechanism, epsilon and repeat (seed), the training text is sanitized (and the test text
+too with ``sanitize="both"``), a classifier is trained on it and scored on the test text. Beside
+the accuracy (mean and standard deviation over the repeats) each setting reports the share of
+in-vocabulary words that were replaced and the mechanism's plausible deniability at that
+epsilon — mean N_w and S_w over words of the dataset itself (spread over its frequency ranks) —
+because epsilon is not comparable across mechanisms, but N_w and S_w are. Results are cached per
+(data, mechanism, epsilon, seed, classifier, ...) so an interrupted grid resumes where it stopped.
+
+Classifiers (scikit-learn): ``tfidf`` (word 1-2 grams, logistic regression) and
+``mean-vector`` (the mean embedding of a text's in-vocabulary words, logistic regression).
+
+Example::
+
+    rows = evaluate(train, test, [("gumbel", 120.0), ("laplace", 10.0)], store=store, repeats=3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASSIFIERS = ("tfidf", "mean-vector")
+
+
+@dataclass
+class Dataset:
+    """Texts and labels of a train or test split."""
+
+    texts: list[str]
+    labels: list[str]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for t, y in zip(self.texts, self.labels):
+            h.update(t.encode("utf-8", "surrogatepass") + b"\x1f" + y.encode() + b"\x1e")
+        return h.hexdigest()
+
+
+def split(data: Dataset, test_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """A fixed random split (the same for every mechanism and epsilon)."""
+    order = np.random.default_rng(seed).permutation(len(data.texts))
+    cut = int(round(len(order) * (1 - test_fraction)))
+    pick = lambda idx: Dataset([data.texts[i] for i in idx], [data.labels[i] for i in idx])
+    return pick(order[:cut]), pick(order[cut:])
+
+
+def accuracy(classifier: str, train: Dataset, test: Dataset, store) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    if classifier == "tfidf":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_pipeline
+
+        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                              LogisticRegression(C=4.0, max_iter=2000))
+        model.fit(train.texts, train.labels)
+        predicted = model.predict(test.texts)
+    else:
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.pipeline import make_pipeline
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        model.fit(mean_vectors(train.texts, store), train.labels)
+        predicted = model.predict(mean_vectors(test.texts, store))
+    return float(np.mean(np.asarray(predicted) == np.asarray(test.labels)))
+
+
+def mean_vectors(texts: list[str], store) -> np.ndarray:
+    """The mean vector of each text's in-vocabulary words (zeros for none)."""
+    from . import text as tx
+
+    vocab = store.vocab
+    fold = vocab.lowercase
+    out = np.zeros((len(texts), vocab.dim))
+    for r, t in enumerate(texts):
+        ids = [i for w in tx.split(t)[1::2]
+               if (i := vocab.id_of.get(w.lower() if fold else w)) is not None]
+        if ids:
+            out[r] = np.asarray(vocab.vectors[ids], dtype=np.float64).mean(axis=0)
+    return out
+
+
+def dataset_words(texts: list[str], store, sample: int) -> np.ndarray:
+    """``sample`` in-vocabulary word ids of the texts, spread evenly over their frequency ranks."""
+    from collections import Counter
+
+    from . import text as tx
+
+    vocab = store.vocab
+    fold = vocab.lowercase
+    counts = Counter()
+    for t in texts:
+        counts.update(w.lower() if fold else w for w in tx.split(t)[1::2])
+    ranked = [vocab.id_of[w] for w, _ in counts.most_common() if w in vocab.id_of]
+    if not ranked:
+        return np.array([], dtype=np.int64)
+    pick = np.unique(np.linspace(0, len(ranked) - 1, min(sample, len(ranked))).round().astype(int))
+    return np.array([ranked[i] for i in pick], dtype=np.int64)
+
+
+class ResultCache:
+    """JSON files under ``folder``, one per key (a finished setting)."""
+
+    def __init__(self, folder: str | None):
+        self.folder = folder
+
+    def get(self, key: dict):
+        if not self.folder:
+            return None
+        try:
+            with open(self._path(key)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: dict, value) -> None:
+        if not self.folder:
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        path = self._path(key)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(value, f)
+        os.replace(tmp, path)
+
+    def _path(self, key: dict) -> str:
+        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+        return os.path.join(self.folder, name + ".json")
+
+
+def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
+             classifier: str = "tfidf", sanitize: str = "train", audit_sample: int = 50,
+             draws: int = 200, cache_dir: str | None = None, progress=None,
+             mechanism_options: dict | None = None) -> list[dict]:
+    """One row per (mechanism, epsilon) of ``grid`` (after a clean row): accuracy mean and sd,
+    per-seed accuracies, share of words replaced, mean N_w and S_w on the dataset's words."""
+    from .audit import plausible_deniability, summarize
+    from .mechanisms import create
+    from .pipeline import Counters, Sanitizer
+    from .rng import make_rng
+
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}")
+    cache = ResultCache(cache_dir)
+    base = {"train": train.fingerprint(), "test": test.fingerprint(), "classifier": classifier,
+            "sanitize": sanitize, "vocabulary": store.manifest["key"], "version": 1}
+    key = {**base, "mech": "none"}
+    clean = cache.get(key)
+    if clean is None:
+        clean = accuracy(classifier, train, test, store)
+        cache.put(key, clean)
+    rows = [{"mechanism": "none", "epsilon": None, "accuracy_mean": clean, "accuracy_sd": 0.0,
+             "accuracies": [clean], "changed": 0.0, "N_w": 1.0, "S_w": 1.0}]
+    words = dataset_words(train.texts, store, audit_sample)
+    options = mechanism_options or {}
+    for name, eps in grid:
+        mech = create(name, epsilon=eps, store=store, **options)
+        setting = {**base, "mech": name, "eps": eps, "options": options}
+        accs, changed = [], []
+        for seed in range(repeats):
+            done = cache.get({**setting, "seed": seed})
+            if done is None:
+                s = Sanitizer(mech, seed=seed)
+                new_train = Dataset(s.sanitize_lines(train.texts), train.labels)
+                c: Counters = s.counters
+                share = c.replaced / max(1, c.words - c.oov)
+                new_test = test
+                if sanitize == "both":
+                    t = Sanitizer(mech, seed=10_000 + seed)
+                    new_test = Dataset(t.sanitize_lines(test.texts), test.labels)
+                done = {"accuracy": accuracy(classifier, new_train, new_test, store),
+                        "changed": share}
+                cache.put({**setting, "seed": seed}, done)
+            accs.append(done["accuracy"])
+            changed.append(done["changed"])
+            if progress is not None:
+                progress(1)
+        audit_key = {**setting, "audit": audit_sample, "draws": draws}
+        pd = cache.get(audit_key)
+        if pd is None:
+            pd = summarize(plausible_deniability(mech, words, draws, make_rng(0))) if len(words) \
+                else {"mean_N_w": float("nan"), "mean_S_w": float("nan")}
+            cache.put(audit_key, pd)
+        rows.append({"mechanism": name, "epsilon": eps, "accuracy_mean": float(np.mean(accs)),
+                     "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                     "accuracies": accs, "changed": float(np.mean(changed)),
+                     "N_w": pd["mean_N_w"], "S_w": pd["mean_S_w"]})
+    return rows
+
+
+def plot(rows: list[dict], out, title: str = "") -> None:
+    """Accuracy against N_w and against S_w, one line per mechanism, as PNG into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    clean = next(r["accuracy_mean"] for r in rows if r["mechanism"] == "none")
+    names = list(dict.fromkeys(r["mechanism"] for r in rows if r["mechanism"] != "none"))
+    for ax, x, label in ((axes[0], "N_w", "mean N_w = Pr[M(w) = w]"),
+                         (axes[1], "S_w", "mean S_w (distinct outputs)")):
+        for name in names:
+            pts = sorted((r[x], r["accuracy_mean"], r["accuracy_sd"]) for r in rows
+                         if r["mechanism"] == name)
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
+                        marker="o", capsize=3, label=name)
+        ax.axhline(clean, color="grey", linestyle="--", label="clean training text")
+        ax.set_xlabel(label)
+        if x == "S_w":
+            ax.set_xscale("log")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=110)
+    plt.close(fig)
