@@ -188,6 +188,10 @@ def mechanism_options(f):
                           "default 0.3."),
         click.option("--custext-k", type=click.IntRange(min=1),
                      help="custext: group size K; default 20."),
+        click.option("--mh-steps", type=click.IntRange(min=0),
+                     help="density-mh: Metropolis-Hastings steps per word; default 20."),
+        click.option("--experimental", is_flag=True, default=None,
+                     help="Allow an experimental mechanism (density-mh: no formal guarantee)."),
         click.option("--kde-bandwidth", type=click.FloatRange(0, min_open=True),
                      help="density: bandwidth h of the Gaussian kernel density prior; default "
                           "Scott's rule."),
@@ -209,13 +213,20 @@ def mechanism_options(f):
 
 MECH_OPTION_NAMES = ("decoder", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
                      "santext_sensitive", "santext_p", "custext_k", "kde_bandwidth", "truncate",
-                     "truncate_delta")
+                     "truncate_delta", "mh_steps", "experimental")
 
 
 def build_mechanism(mech: str, eps: float, store, mech_options: dict):
     """Construct the mechanism; parameter problems become usage errors (exit 2)."""
-    from .mechanisms import create
+    from .mechanisms import create, mechanism_class
 
+    mech_options = dict(mech_options)
+    allowed = mech_options.pop("experimental", None)
+    if getattr(mechanism_class(mech), "experimental", False):
+        if not allowed:
+            raise click.UsageError(f"--mech {mech} is experimental (no formal guarantee: "
+                                   f"approximate sampling); add --experimental to run it")
+        log.warning("warning: --mech %s has no formal guarantee: approximate sampling", mech)
     try:
         return create(mech, epsilon=eps, store=store, **mech_options)
     except InvalidParameter as exc:

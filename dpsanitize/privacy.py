@@ -15,13 +15,16 @@ METRIC_UNIT = "per word, per unit of Euclidean distance between word vectors"
 
 RELEASED_AS_IS = ("line count, line lengths in words, punctuation, whitespace and line endings; "
                   "out-of-vocabulary words only with --oov keep")
+NO_GUARANTEE = "no formal guarantee: approximate sampling"
 REPEATED_RUNS = "each run over the same text is a new release; the bounds add up"
 
 
 def statement(mech) -> dict:
     """The guarantee at this epsilon, its unit, how it composes over a line and over runs."""
     eps = f"{mech.epsilon:g}"
-    if mech.metric:
+    if getattr(mech, "experimental", False):
+        line = NO_GUARANTEE
+    elif mech.metric:
         line = (f"two lines of n in-vocabulary words, differing word for word (w_i vs w'_i), "
                 f"are distinguishable by at most a factor exp({eps} * sum_i d(w_i, w'_i))")
     else:
@@ -42,6 +45,8 @@ def statement(mech) -> dict:
 
 def per_line_bound(mech, max_words: int, d_max: float) -> dict:
     """The worst case, over a run's lines, of the per-line composition bound."""
+    if getattr(mech, "experimental", False):
+        return {"rule": NO_GUARANTEE, "max_words_per_line": max_words}
     if mech.metric:
         return {"rule": "exp(eps * sum_i d(w_i, w'_i)) for two lines differing word for word",
                 "max_words_per_line": max_words,

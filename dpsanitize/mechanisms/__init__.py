@@ -20,6 +20,7 @@ MECHANISMS = {
     "santext+": "santext:SanTextPlus",
     "custext": "custext:CusText",
     "density": "density:DensityExp",
+    "density-mh": "density_mh:DensityMH",
 }
 
 # Where epsilon does something, per word, on the default GloVe 6B 50d vocabulary of 100,000
@@ -37,6 +38,8 @@ EPSILON_GUIDE = {  # name: (range, what it does there)
     "santext+": ("1 to 10", "N_w 0.08 at 2, 0.60 at 4, 0.95 at 6"),
     "custext": ("1 to 16", "N_w 0.07 at 1, 0.57 at 8, 0.96 at 16"),
     "density": ("1 to 8", "N_w 0.01 at 2, 0.60 at 4, 0.96 at 6"),
+    "density-mh": ("as laplace (experimental, needs --experimental)",
+                   "no formal guarantee: approximate sampling; every step scores all of W"),
 }
 
 
