@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 from dataclasses import dataclass
@@ -140,40 +139,12 @@ def close(client) -> None:
 
 def sanitize_chunks(sanitizer, items, encoding: str, client, in_flight: int | None = None):
     """Like :func:`.workers.sanitize_chunks`, with each block a task on ``client``'s cluster."""
-    from .pipeline import Block
+    from .workers import in_order
 
     spec = WorkerSpec.of(sanitizer)  # small: it travels with each task
     limit = in_flight or 2 * max(1, len(client.scheduler_info().get("workers", {})))
-    pending = collections.deque()
-    futures = 0
-
-    def is_future(item):
-        return hasattr(item, "key") and hasattr(item, "result")
-
-    def next_result():
-        nonlocal futures
-        item = pending.popleft()
-        if is_future(item):
-            futures -= 1
-            return item.result()
-        return item
-
-    try:
-        for item in items:
-            if isinstance(item, Block):
-                pending.append(client.submit(_sanitize_block, spec, item.index,
-                                             item.first_line, item.data, encoding, item.fmt,
-                                             pure=False))
-                futures += 1
-            else:
-                pending.append(item)
-            while pending and (not is_future(pending[0]) or pending[0].done()
-                               or futures >= limit):
-                yield next_result()
-        while pending:
-            yield next_result()
-    finally:
-        client.cancel([p for p in pending if is_future(p)])
+    return in_order(items, lambda b: client.submit(_sanitize_block, spec, b.index, b.first_line,
+                                                   b.data, encoding, b.fmt, pure=False), limit)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,58 +28,81 @@ class WorkerError(DpsanitizeError):
     """A worker process failed to start or died (exit 70)."""
 
 
-def sanitize_chunks(sanitizer, items, encoding: str, workers: int):
-    """Yield ``(bytes, Counters)`` for each ``pipeline.Block`` of ``items``, in order; any other
-    item is yielded as it is, in its place."""
+class _Submitted:
+    """A block handed to an executor: its future, told apart from markers."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future):
+        self.future = future
+
+
+def in_order(items, submit, limit: int):
+    """Yield ``submit(block).result()`` for each ``pipeline.Block`` of ``items`` and every other
+    item as it is, in the order of ``items``, with at most ``limit`` blocks in flight.
+
+    ``submit`` returns a future (concurrent.futures or Dask). A marker at the head goes out at
+    once, a block's result as soon as it is done (or when the pool is full); on exit the
+    blocks still pending are cancelled.
+    """
     from .pipeline import Block
 
-    from concurrent.futures import Future, ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    recipe = getattr(sanitizer.mechanism, "recipe", None)
-    if recipe is None or sanitizer.seed_sequence is None:
-        raise InvalidParameter("workers need a mechanism made by name (mechanisms.create) and "
-                               "a sanitizer seeded by seed=, not rng=")
-    from .geometry import usable_cpus
-
-    share = max(1, usable_cpus() // workers)  # BLAS and decoder threads per worker: no oversubscription
-    spec = (sanitizer.store.path, recipe, sanitizer.mechanism.epsilon,
-            {"oov": sanitizer.oov, "oov_token": sanitizer.oov_token,
-             "bit_generator": sanitizer.bit_generator}, sanitizer.seed_sequence, share)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start, initargs=spec)
-    pending = collections.deque()  # futures, and markers waiting for the blocks before them
+    pending = collections.deque()
     in_flight = 0
 
     def next_result():
         nonlocal in_flight
         item = pending.popleft()
-        if isinstance(item, Future):
+        if isinstance(item, _Submitted):
             in_flight -= 1
-            return item.result()
+            return item.future.result()
         return item
 
     try:
         for item in items:
             if isinstance(item, Block):
-                pending.append(pool.submit(_sanitize, item.index, item.first_line, item.data,
-                                           encoding, item.fmt))
+                pending.append(_Submitted(submit(item)))
                 in_flight += 1
             else:
                 pending.append(item)
-            # a marker at the head goes out at once; a block when it is done or the pool is full
-            while pending and (not isinstance(pending[0], Future) or pending[0].done()
-                               or in_flight >= 2 * workers):
+            while pending and (not isinstance(pending[0], _Submitted) or
+                               pending[0].future.done() or in_flight >= limit):
                 yield next_result()
         while pending:
             yield next_result()
+    finally:
+        for item in pending:
+            if isinstance(item, _Submitted):
+                item.future.cancel()
+
+
+def sanitize_chunks(sanitizer, items, encoding: str, workers: int):
+    """Yield ``(bytes, Counters)`` for each ``pipeline.Block`` of ``items``, in order, on
+    ``workers`` processes; any other item is yielded as it is, in its place."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .geometry import usable_cpus
+
+    recipe = getattr(sanitizer.mechanism, "recipe", None)
+    if recipe is None or sanitizer.seed_sequence is None:
+        raise InvalidParameter("workers need a mechanism made by name (mechanisms.create) and "
+                               "a sanitizer seeded by seed=, not rng=")
+    share = max(1, usable_cpus() // workers)  # threads per worker: no oversubscription
+    spec = (sanitizer.store.path, recipe, sanitizer.mechanism.epsilon,
+            {"oov": sanitizer.oov, "oov_token": sanitizer.oov_token,
+             "bit_generator": sanitizer.bit_generator}, sanitizer.seed_sequence, share)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start, initargs=spec)
+    results = in_order(items, lambda b: pool.submit(_sanitize, b.index, b.first_line, b.data,
+                                                    encoding, b.fmt), 2 * workers)
+    try:
+        yield from results
     except BrokenProcessPool:
         raise WorkerError("a worker process failed to start or died (out of memory?); "
                           "no output written") from None
     finally:
-        for future in pending:
-            if isinstance(future, Future):
-                future.cancel()
+        results.close()
         _stop(pool)
 
 
