@@ -240,12 +240,12 @@ def open_index(embeddings: str | None = None, fmt: str = "auto",
     entry = os.path.join(cache, key)
     store = None if rebuild or key == tried else _try_load(entry, key)
     if store is None:
-        try:
+        try:  # an unwritable cache fails here, before any work
             os.makedirs(cache, exist_ok=True)
-            lock = _build_lock(cache, key)
+            lock_file = open(os.path.join(cache, f".{key[:32]}.lock"), "a")
         except OSError as exc:
             raise CacheUnwritable.at(cache, exc) from None
-        with lock:
+        with lock_file, _exclusive(lock_file):
             store = None if rebuild else _try_load(entry, key, quiet=True)
             if store is None:
                 build_entry(vocab, info, vocab_size, words_only, params, cache, key,
@@ -328,25 +328,16 @@ def _load_array(entry, name, shape, dtype):
     return np.asarray(arr)  # a plain view of the map: indexing it skips np.memmap's wrapper
 
 
-def _build_lock(cache: str, key: str):
-    """Serialise builders of one entry (the second one then finds it built).
-
-    The lock file is opened here, so an unwritable cache fails before the context is entered.
-    """
+@contextlib.contextmanager
+def _exclusive(lock_file):
+    """Serialise builders of one entry (the second one then finds it built)."""
     import fcntl
 
-    f = open(os.path.join(cache, f".{key[:32]}.lock"), "a")
-
-    @contextlib.contextmanager
-    def held():
-        with f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-    return held()
+    fcntl.flock(lock_file, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: bool,
