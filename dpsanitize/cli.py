@@ -169,6 +169,10 @@ def mechanism_options(f):
         click.option("--decoder", type=click.Choice(DECODERS),
                      help="laplace, mahalanobis, vickrey: decode the noisy vector exactly (default) "
                           "or with Annoy (approximate, post-processing)."),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]),
+                     help="laplace, mahalanobis, vickrey: score the vocabulary for exact decoding "
+                          "on the CPU (default) or a CUDA GPU (extra dpsanitize[gpu]); the same "
+                          "output either way, bit for bit with --seed."),
         click.option("--search-k", type=click.IntRange(min=1),
                      help="Annoy search_k with --decoder annoy (default 10000)."),
         click.option("--lam", type=click.FloatRange(0, 1),
@@ -211,7 +215,7 @@ def mechanism_options(f):
     return _apply(options, wrapper)
 
 
-MECH_OPTION_NAMES = ("decoder", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
+MECH_OPTION_NAMES = ("decoder", "device", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
                      "santext_sensitive", "santext_p", "custext_k", "kde_bandwidth", "truncate",
                      "truncate_delta", "mh_steps", "experimental")
 
@@ -422,7 +426,9 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
         mechanism = build_mechanism(mech, eps, open_store(progress), mech_options)
         sanitizer = Sanitizer(mechanism, oov=oov, oov_token=oov_token, seed=seed)
         fingerprint = options_fingerprint({
-            "mechanism": mech, "epsilon": eps, "options": mech_options, "oov": oov,
+            "mechanism": mech, "epsilon": eps, "oov": oov,
+            # the device changes the speed, never the output
+            "options": {k: v for k, v in mech_options.items() if k != "device"},
             "oov_token": oov_token, "vocabulary": mechanism.store.manifest["key"],
             "format": fmt_name, "columns": list(columns), "header": not no_header,
             "encoding": encoding})

@@ -137,6 +137,13 @@ def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarra
     return d2
 
 
+def score_error_bound(dim: int, max_norm: float, ynorm: np.ndarray) -> np.ndarray:
+    """Bound on |score32 - (|x|^2 - 2 y.x)| for the float32 product of ``[y, 1]`` and
+    ``[-2x, |x|^2]`` (any summation order, fused or not; rounding y and |x|^2 to float32
+    included), per query of norm ``ynorm``, over words of norm at most ``max_norm``."""
+    return 4 * (dim + 3) * _U32 * (3 * max_norm**2 + 2 * ynorm * max_norm)
+
+
 def usable_cpus() -> int:
     """The CPUs this process may use: DPSANITIZE_THREADS if set (worker processes get their
     share of the machine there), else the CPUs it may run on."""
@@ -208,8 +215,7 @@ class BruteForce:
         n_words, dim = self.x.shape
         lhs = np.hstack([y.astype(np.float32), np.ones((len(y), 1), np.float32)])
         ynorm = np.sqrt(np.einsum("ij,ij->i", y, y))
-        # |score32 - (|x|^2 - 2 y.x)| bound, including rounding y to float32
-        err = 4 * (dim + 3) * _U32 * (3 * self._max_norm**2 + 2 * ynorm * self._max_norm)
+        err = score_error_bound(dim, self._max_norm, ynorm)
         starts = np.arange(0, n_words, self._chunk)
         mins = np.empty((len(y), len(starts)), dtype=np.float32)
         for c, start in enumerate(starts):
@@ -228,10 +234,19 @@ class BruteForce:
                 r, j = np.divmod(np.flatnonzero(scores <= bound[hit, None]), scores.shape[1])
                 rows.append(hit[r])
                 cols.append(j + start)
-        rows, cols = np.concatenate(rows), np.concatenate(cols)
-        d = dist64(y[rows], self.x[cols])
-        order = np.lexsort((cols, d, rows))
-        rows, cols, d = rows[order], cols[order], d[order]
-        first = np.searchsorted(rows, np.arange(len(y)))  # every row has at least k candidates
-        take = first[:, None] + np.arange(k)
-        return cols[take], d[take]
+        return rank_candidates(y, self.x, np.concatenate(rows), np.concatenate(cols), k)
+
+
+def rank_candidates(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int):
+    """The k best candidates ``cols`` of each query row, by float64 distance then lower id.
+
+    ``(rows[i], cols[i])`` pairs a query ``y[rows[i]]`` with a word ``x[cols[i]]``; every row
+    must have at least k candidates. Returns ``(ids (len(y),k), dists (len(y),k))``. Both exact
+    decoders (CPU and GPU) end here, so their answers agree bit for bit.
+    """
+    d = dist64(y[rows], x[cols])
+    order = np.lexsort((cols, d, rows))
+    rows, cols, d = rows[order], cols[order], d[order]
+    first = np.searchsorted(rows, np.arange(len(y)))
+    take = first[:, None] + np.arange(k)
+    return cols[take].astype(np.int64, copy=False), d[take]

@@ -119,6 +119,12 @@ class IndexStore:
         return geometry.BruteForce(self.vocab.vectors)
 
     @cached_property
+    def gpu_brute_force(self):
+        from .gpu import GpuBruteForce
+
+        return GpuBruteForce(self.vocab.vectors)
+
+    @cached_property
     def annoy(self):
         from annoy import AnnoyIndex
 
@@ -164,18 +170,21 @@ class IndexStore:
         return geometry.distance_rows(self.x64, self.vocab.sq_norms, np.asarray(ids))
 
     def nearest(self, y: np.ndarray, anchors: np.ndarray, k: int = 1, decoder: str = "exact",
-                search_k: int | None = None):
+                search_k: int | None = None, device: str = "cpu"):
         """The k nearest words of each noisy point ``y[i]`` (float64), nearest first.
 
         ``decoder="exact"`` returns the exact answer (ties by lower id), a function of ``y``
         alone: ``anchors[i]`` (the word ``y[i]`` was drawn around) only helps find it fast, by
         certifying the answer from the anchor's neighbour table; uncertified points are searched
-        over all of W. ``decoder="annoy"`` asks Annoy (approximate).
+        over all of W (on the GPU with ``device="cuda"``, which is faster than the table too, so
+        every point goes there). ``decoder="annoy"`` asks Annoy (approximate).
         """
         y = np.asarray(y, dtype=np.float64)
         anchors = np.asarray(anchors, dtype=np.int64)
         if decoder == "annoy":
             return self._nearest_annoy(y, anchors, k, search_k or self.search_k)
+        if device == "cuda":
+            return self.gpu_brute_force.nearest(y, k)
         out_i = np.empty((len(y), k), dtype=np.int64)
         out_d = np.empty((len(y), k), dtype=np.float64)
         doubtful = np.ones(len(y), dtype=bool)

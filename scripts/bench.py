@@ -13,6 +13,7 @@ Python loop that tokenizes the same file and writes it back unchanged.
     python scripts/bench.py --formats text,csv,jsonl             # the same words as CSV, JSONL
     python scripts/bench.py --files 200 --workers 1,2            # the same lines as 200 files
     python scripts/bench.py --engines local,dask --workers 2     # Dask local cluster vs processes
+    python scripts/bench.py --mechs laplace --run-args "--device cuda"   # more run options
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -118,6 +120,7 @@ def main() -> None:
                     help="also: the same lines split into this many files, run with --output-dir")
     ap.add_argument("--formats", default="text",
                     help="text,csv,jsonl: the same lines as a CSV column / JSON field")
+    ap.add_argument("--run-args", default="", help="more run options, e.g. '--device cuda'")
     ap.add_argument("--long-line-mb", type=float, default=0,
                     help="instead: one line of this many MB, and the peak memory it costs")
     args = ap.parse_args()
@@ -147,7 +150,8 @@ def main() -> None:
             for engine, workers, (fmt, path, extra) in product(
                     args.engines.split(","), args.workers.split(","), inputs):
                 common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
-                          "--force", "--workers", workers, "--engine", engine, *extra]
+                          "--force", "--workers", workers, "--engine", engine, *extra,
+                          *shlex.split(args.run_args)]
                 ext = os.path.splitext(path)[1]
                 blank = os.path.join(tmp, "empty" + ext)
                 if fmt == "files":  # an empty folder; the outputs go to a folder too
@@ -165,6 +169,7 @@ def main() -> None:
                 label = f"dpsanitize run --mech {mech} --eps {eps[mech]} --workers {workers}"
                 label += {"text": "", "files": f" ({args.files} files)"}.get(fmt, f" ({fmt})")
                 label += " --engine dask" if engine == "dask" else ""
+                label += f" {args.run_args}" if args.run_args else ""
                 workers_note = f", largest worker {worker_peak:.0f} MiB" if workers != "1" else ""
                 print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
                       f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)

@@ -42,6 +42,17 @@ def unit_directions(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return g / norm[:, None]
 
 
+def check_device(device: str, decoder: str, store) -> str:
+    """``device`` if valid; opens the GPU decoder now, so a missing GPU fails before any work."""
+    if device not in ("cpu", "cuda"):
+        raise InvalidParameter("device must be 'cpu' or 'cuda'")
+    if device == "cuda":
+        if decoder != "exact":
+            raise InvalidParameter("--device cuda decodes exactly; leave out --decoder annoy")
+        store.gpu_brute_force  # noqa: B018 - opened for its errors (exit 78)
+    return device
+
+
 class MultivariateLaplace(Mechanism):
     """Spherical noise with density proportional to exp(-eps ||z||), nearest-word decoding.
 
@@ -53,6 +64,9 @@ class MultivariateLaplace(Mechanism):
         Vectors and the nearest-word search.
     decoder : {"exact", "annoy"}
         How the noisy vector is decoded (post-processing).
+    device : {"cpu", "cuda"}
+        Where exact decoding scores the vocabulary (:mod:`dpsanitize.gpu`); the output is the
+        same on either, bit for bit. The noise is always drawn on the CPU.
     search_k : int, optional
         Annoy's search_k when ``decoder="annoy"``.
     truncate : float, optional
@@ -69,10 +83,12 @@ class MultivariateLaplace(Mechanism):
     decode_k = 1
 
     def __init__(self, *, epsilon: float, store, decoder: str = "exact", search_k: int | None = None,
-                 truncate: float | None = None, truncate_delta: float | None = None):
+                 truncate: float | None = None, truncate_delta: float | None = None,
+                 device: str = "cpu"):
         super().__init__(epsilon=epsilon, store=store)
         if decoder not in ("exact", "annoy"):
             raise InvalidParameter("decoder must be 'exact' or 'annoy'")
+        self.device = check_device(device, decoder, store)
         if search_k is not None and int(search_k) < 1:
             raise InvalidParameter("search_k must be >= 1")
         self.decoder, self.search_k = decoder, search_k
@@ -154,7 +170,8 @@ class MultivariateLaplace(Mechanism):
         return self.store.x64[ids] + self.noise(rng, len(ids))
 
     def decode(self, y: np.ndarray, ids: np.ndarray, k: int = 1):
-        return self.store.nearest(y, ids, k, decoder=self.decoder, search_k=self.search_k)
+        return self.store.nearest(y, ids, k, decoder=self.decoder, search_k=self.search_k,
+                                  device=self.device)
 
     def perturb(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)

@@ -51,10 +51,11 @@ class Mahalanobis(MultivariateLaplace):
     reference = "Xu et al., PrivateNLP 2020 (regularised Mahalanobis)"
 
     def __init__(self, *, epsilon: float, store, lam: float = 0.2, decoder: str = "exact",
-                 search_k: int | None = None):
+                 search_k: int | None = None, device: str = "cpu"):
         self.lam = check_range("--lam", lam, 0.0, 1.0)
         self.sqrt_m = regularized_sqrt(store.vocab.vectors, self.lam)
-        super().__init__(epsilon=epsilon, store=store, decoder=decoder, search_k=search_k)
+        super().__init__(epsilon=epsilon, store=store, decoder=decoder, search_k=search_k,
+                         device=device)
 
     @property
     def noise_gain(self) -> float:
