@@ -247,7 +247,8 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                       "status": "skipped (finished and unchanged, see the manifest)"}
             for job in jobs}
     todo = [job for job in jobs if decisions[job.rel] == "run"]
-    items = _items(sanitizer, todo, formats, named_streams, encoding, read_options)
+    spans = workers > 1 and client is None  # local workers read their blocks themselves
+    items = _items(sanitizer, todo, formats, named_streams, encoding, spans, read_options)
     if workers > 1 and len(todo) == 1:  # processes pay only for more than one block
         head = list(islice(items, 3))
         items = chain(head, items)
@@ -296,7 +297,7 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
     return list(rows.values())
 
 
-def _items(sanitizer, jobs, formats, named_streams, encoding, read_options):
+def _items(sanitizer, jobs, formats, named_streams, encoding, spans, read_options):
     """Markers and blocks of every job, in order; reading errors become markers in place."""
     from .errors import DpsanitizeError
     from .io import open_input
@@ -310,7 +311,7 @@ def _items(sanitizer, jobs, formats, named_streams, encoding, read_options):
                     stack.enter_context(src)
                 for block in sanitizer.blocks(src, encoding=encoding, fmt=formats[job.rel],
                                               stream=job.stream if named_streams else None,
-                                              **read_options):
+                                              spans=spans, **read_options):
                     yield block
         except DpsanitizeError as exc:
             yield _Failed(job, exc)

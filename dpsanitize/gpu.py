@@ -1,12 +1,13 @@
 """Exact nearest-word decoding with the scoring on a CUDA GPU (``--device cuda``).
 
 The GPU only *screens*. For a batch of noisy points it computes every float32 score
-``|x|^2 - 2 y.x`` (one matrix product), each 1024-word chunk's minimum, the k-th smallest chunk
-minimum plus twice the rounding bound of :func:`.geometry.score_error_bound`, and marks every
-word at or under that bound. Those few candidates come back to the CPU and are ranked by
-:func:`.geometry.rank_candidates` in float64, ties to the lower id: the same code, on the same
-numbers, that ends the CPU decoder, so both devices give the same words and distances bit for
-bit (the proof that the true k nearest are among the candidates is the CPU decoder's).
+``|x|^2 - 2 y.x`` (one matrix product), each 256-word chunk's minimum and the k-th smallest
+chunk minimum plus twice the rounding bound of :func:`.geometry.score_error_bound`; in the
+chunks whose minimum is under that bound it picks every word at or under it. Those few
+candidates come back to the CPU and are ranked by :func:`.geometry.rank_candidates` in float64,
+ties to the lower id: the same code, on the same numbers, that ends the CPU decoder, so both
+devices give the same words and distances bit for bit (the proof that the true k nearest are
+among the candidates is the CPU decoder's).
 
 Why CuPy and not PyTorch: CuPy follows numpy's API, so this module's code runs unchanged on
 numpy arrays (``xp=numpy``) and CI tests every step of it without a GPU; its wheel is ~100 MB
@@ -29,7 +30,7 @@ import numpy as np
 from .errors import ResourceError
 from .geometry import rank_candidates, score_error_bound
 
-CHUNK = 1024  # words per chunk minimum
+CHUNK = 256  # words per chunk minimum
 GPU_MEMORY_SHARE = 0.25  # of the free GPU memory a batch's scores and marks may take
 
 
@@ -65,6 +66,9 @@ class GpuBruteForce:
     batch : int, optional
         Queries scored together; default: what fits in a quarter of the free GPU memory, at
         most 8192 (256 with numpy).
+    chunk : int
+        Words per chunk minimum. Small chunks keep the k-th smallest chunk minimum close to the
+        k-th smallest score when k > 1 (frequent words and their neighbours share low ids).
     """
 
     def __init__(self, vectors: np.ndarray, *, xp=None, batch: int | None = None,
@@ -77,8 +81,10 @@ class GpuBruteForce:
         self._max_norm = math.sqrt(float(sq.max()))
         self._chunk = chunk
         self._n_chunks = -(-n_words // chunk)
-        # [-2x, |x|^2] as columns; padding words score +inf, so chunks reshape evenly.
-        rhs = np.zeros((dim + 1, self._n_chunks * chunk), dtype=np.float32)
+        # [-2x, |x|^2, 0...] as columns: the inner size padded to 16 for aligned rows (exact
+        # zero terms add no rounding), padding words score +inf so chunks reshape evenly.
+        self._inner = -(-(dim + 1) // 16) * 16
+        rhs = np.zeros((self._inner, self._n_chunks * chunk), dtype=np.float32)
         rhs[:dim, :n_words] = -2 * x32.T
         rhs[dim, :n_words] = sq
         rhs[dim, n_words:] = np.inf
@@ -89,7 +95,7 @@ class GpuBruteForce:
         if self.xp is np:
             return 256
         free, _ = self.xp.cuda.runtime.memGetInfo()
-        per_query = self._rhs.shape[1] * 5  # float32 score + bool mark per word
+        per_query = self._rhs.shape[1] * 4 * 2  # float32 scores of two batches in flight
         return int(max(256, min(8192, GPU_MEMORY_SHARE * free // per_query)))
 
     def nearest(self, y: np.ndarray, k: int = 1):
@@ -101,30 +107,29 @@ class GpuBruteForce:
         k = min(k, len(self.x))
         out_i = np.empty((len(y), k), dtype=np.int64)
         out_d = np.empty((len(y), k), dtype=np.float64)
-        waiting = None  # (slice, marks on the device) of the batch scored last
+        scored = None  # (slice, device arrays) of the batch scored last
         for start in [*range(0, len(y), self.batch), None]:
-            candidates = None
-            if waiting is not None:
-                part, marks = waiting
-                candidates = part, self._fetch(marks)
-            waiting = None
+            candidates = None if scored is None else (scored[0], self._candidates(*scored[1]))
+            scored = None
             if start is not None:
                 part = slice(start, start + self.batch)
-                waiting = part, self._mark(y[part], k)
+                scored = part, self._score(y[part], k)
             if candidates is not None:
                 part, (rows, cols) = candidates
                 out_i[part], out_d[part] = rank_candidates(y[part], self.x, rows, cols, k)
         return out_i, out_d
 
-    def _mark(self, y: np.ndarray, k: int):
-        """Start scoring ``y`` on the device; the (B, padded N) marks of the candidates."""
+    def _score(self, y: np.ndarray, k: int):
+        """Queue the scoring of ``y`` on the device (no wait): the scores by chunk, the chunk
+        minima and each query's bound."""
         xp = self.xp
         b, dim = y.shape
-        lhs = np.ones((b, dim + 1), dtype=np.float32)
+        lhs = np.zeros((b, self._inner), dtype=np.float32)
         lhs[:, :dim] = y
+        lhs[:, dim] = 1
         err = score_error_bound(dim, self._max_norm, np.sqrt(np.einsum("ij,ij->i", y, y)))
-        scores = xp.asarray(lhs) @ self._rhs
-        mins = scores.reshape(b, self._n_chunks, self._chunk).min(axis=2)
+        scores = (xp.asarray(lhs) @ self._rhs).reshape(b, self._n_chunks, self._chunk)
+        mins = scores.min(axis=2)
         # k words score at most the k-th smallest chunk minimum: every word of the top k
         # scores at most that plus twice the rounding bound (see geometry.BruteForce).
         if k == 1:
@@ -134,12 +139,20 @@ class GpuBruteForce:
         else:
             kth = xp.full(b, xp.inf, dtype=xp.float32)
         bound = kth.astype(xp.float64) + xp.asarray(2 * err)
-        return scores <= bound[:, None]
+        return scores, mins, bound
 
-    def _fetch(self, marks):
-        """The marked (row, word) pairs, on the CPU, rows ascending."""
-        flat = self.xp.flatnonzero(marks)
-        flat = flat.get() if hasattr(flat, "get") else flat
-        rows, cols = np.divmod(flat, marks.shape[1])
+    def _candidates(self, scores, mins, bound):
+        """The (row, word) pairs at or under the bound, on the CPU, rows ascending: only the
+        chunks whose minimum is under the bound are looked at again."""
+        xp = self.xp
+        hit = xp.flatnonzero(mins <= bound[:, None])
+        rows, chunks = hit // self._n_chunks, hit % self._n_chunks
+        inside = xp.flatnonzero(scores[rows, chunks] <= bound[rows, None])
+        pair, offset = inside // self._chunk, inside % self._chunk
+        rows, cols = _to_host(rows[pair]), _to_host(chunks[pair] * self._chunk + offset)
         real = cols < len(self.x)  # padding is marked only when the bound is infinite
         return rows[real], cols[real]
+
+
+def _to_host(a) -> np.ndarray:
+    return a.get() if hasattr(a, "get") else a

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
+import stat
 import time
 from dataclasses import asdict, dataclass
 from itertools import chain, islice, repeat
@@ -24,7 +26,7 @@ from . import text as tx
 from .errors import InputDataError, InvalidParameter
 
 DEFAULT_MAX_LINE_BYTES = 10 << 20
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18  # 256 KiB: enough words to vectorise, enough blocks to keep many workers busy
 SEGMENT_CHARS = 1 << 20  # a longer block (one long line) is rewritten piece by piece
 US, RS = "\x1f", "\x1e"  # between the fields of a record, after each record (never in a word)
 
@@ -37,6 +39,49 @@ class Block:
     first_line: object  # an int, or a formats.Position
     data: bytes
     fmt: object = None
+
+
+@dataclass(frozen=True)
+class FileSpan:
+    """Bytes ``offset .. offset+size`` of a regular file: what a block sent to a worker process
+    holds instead of the bytes themselves (the worker reads them: no input text through pipes).
+
+    ``identity`` is the file's (st_dev, st_ino) when the main process read it: a file replaced
+    or cut short in between is an error, never a block of other text.
+    """
+
+    path: str
+    offset: int
+    size: int
+    identity: tuple
+
+    def read(self) -> bytes:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise InputDataError(f"the input file could not be read again ({exc.strerror})") \
+                from None
+        try:
+            st = os.fstat(fd)
+            data = os.pread(fd, self.size, self.offset)
+        finally:
+            os.close(fd)
+        if (st.st_dev, st.st_ino) != self.identity or len(data) != self.size:
+            raise InputDataError("the input file changed while it was being read")
+        return data
+
+    @classmethod
+    def source(cls, src):
+        """``(path, identity, position)`` of a regular input file, else None (pipes)."""
+        try:
+            st = os.fstat(src.fileno())
+            path = os.path.abspath(src.name)
+            position = src.tell()
+        except (AttributeError, OSError, TypeError, ValueError):
+            return None
+        if not stat.S_ISREG(st.st_mode) or not isinstance(src.name, str):
+            return None
+        return path, (st.st_dev, st.st_ino), position
 
 
 @dataclass
@@ -239,7 +284,7 @@ class Sanitizer:
         sanitizer's total).
         """
         blocks = self.blocks(src, encoding=encoding, max_line_bytes=max_line_bytes, block=block,
-                             fmt=fmt, stream=stream)
+                             fmt=fmt, stream=stream, spans=workers > 1)
         if workers > 1:  # worth starting processes only when there is more than one block
             head = list(islice(blocks, 2))
             blocks = chain(head, blocks)
@@ -257,20 +302,26 @@ class Sanitizer:
 
     def blocks(self, src, *, encoding: str = "utf-8",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, block: int = BLOCK_BYTES, fmt=None,
-               stream: int | None = None):
+               stream: int | None = None, spans: bool = False):
         """The :class:`Block`s of one input, numbered: indices continue from the last stream,
-        or are ``(stream, i)`` for a named stream."""
+        or are ``(stream, i)`` for a named stream. With ``spans`` the blocks of a regular text
+        file hold :class:`FileSpan`s (for worker processes) instead of bytes."""
         raw = read_chunks(src, max_line_bytes, block)
         if fmt is not None:
             from .formats import record_chunks
 
             raw = record_chunks(raw, fmt, encoding, max_line_bytes)
+        where = FileSpan.source(src) if spans and fmt is None else None
         for i, (first_line, chunk) in enumerate(raw):
             if stream is None:
                 index = self._next_block
                 self._next_block += 1
             else:
                 index = (stream, i)
+            if where is not None:  # the chunks are contiguous: each starts where the last ended
+                path, identity, offset = where
+                where = path, identity, offset + len(chunk)
+                chunk = FileSpan(path, offset, len(chunk), identity)
             yield Block(index, first_line, chunk, fmt)
 
     def process(self, items, encoding: str, workers: int = 1, client=None):
@@ -293,6 +344,8 @@ class Sanitizer:
         """Block ``index`` of a stream (whole lines, or whole records of ``fmt``, from
         ``first_line``, a :class:`.formats.Position` with a format): bytes out, counts."""
         line = first_line.line if fmt is not None else first_line
+        if isinstance(chunk, FileSpan):
+            chunk = chunk.read()
         try:
             decoded = chunk.decode(encoding)
         except UnicodeDecodeError as exc:

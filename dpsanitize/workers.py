@@ -2,9 +2,11 @@
 
 Each worker opens the same cached index entry (memory-mapped, so the pages are shared) and
 builds the same mechanism; block i is rewritten with the generator spawned for block i, so the
-output is byte for byte what one process writes with the same seed. At most two blocks per
-worker are in flight. Workers ignore SIGINT/SIGTERM: the main process decides, and kills them
-when it stops early.
+output is byte for byte what one process writes with the same seed. Blocks of a regular file
+travel as :class:`.pipeline.FileSpan`s (path, offset, size): the worker reads its bytes itself,
+and the main process only finds the line boundaries, hands out spans and writes the results
+in order. At most four blocks per worker are in flight (a slow block does not idle the others).
+Workers ignore SIGINT/SIGTERM: the main process decides, and kills them when it stops early.
 
 Example::
 
@@ -95,7 +97,7 @@ def sanitize_chunks(sanitizer, items, encoding: str, workers: int):
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start, initargs=spec)
     results = in_order(items, lambda b: pool.submit(_sanitize, b.index, b.first_line, b.data,
-                                                    encoding, b.fmt), 2 * workers)
+                                                    encoding, b.fmt), 4 * workers)
     try:
         yield from results
     except BrokenProcessPool:

@@ -14,6 +14,7 @@ Python loop that tokenizes the same file and writes it back unchanged.
     python scripts/bench.py --files 200 --workers 1,2            # the same lines as 200 files
     python scripts/bench.py --engines local,dask --workers 2     # Dask local cluster vs processes
     python scripts/bench.py --mechs laplace --run-args "--device cuda"   # more run options
+    python scripts/bench.py --cores 1,2,4,8,16   # on n CPUs with --workers n: scaling curve
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def peak():
     with open("/proc/self/status") as f:
         kib = next(line.split()[1] for line in f if line.startswith("VmHWM"))
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    sys.stderr.write(f"VmHWM {kib} {worker}\\n")
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    sys.stderr.write(f"VmHWM {kib} {worker} {own.ru_utime + own.ru_stime}\\n")
 
 atexit.register(peak)
 from dpsanitize.cli import main
@@ -95,16 +97,20 @@ main()
 """
 
 
-def timed_run(args: list[str]) -> tuple[float, float, float]:
-    """Wall time, peak RSS (MiB) of the `dpsanitize` process and of its largest worker."""
+def timed_run(args: list[str], cores: int = 0) -> tuple[float, float, float, float]:
+    """Wall time, peak RSS (MiB) of the `dpsanitize` process and of its largest worker, and the
+    CPU seconds of the `dpsanitize` process itself (workers not included). With ``cores`` the
+    run may use CPUs 0..cores-1 only (sched_setaffinity, as taskset does)."""
+    pin = (lambda: os.sched_setaffinity(0, range(cores))) if cores else None
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", PEAK, *args], stdout=subprocess.DEVNULL,
+    res = subprocess.run([sys.executable, "-c", PEAK, *args], preexec_fn=pin,
+                         stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t
     if res.returncode != 0:
         raise SystemExit(f"dpsanitize {' '.join(args)} exited {res.returncode}")
-    main_kib, worker_kib = map(int, res.stderr.split("VmHWM")[-1].split())
-    return wall, main_kib / 1024, worker_kib / 1024
+    main_kib, worker_kib, cpu = res.stderr.split("VmHWM")[-1].split()
+    return wall, int(main_kib) / 1024, int(worker_kib) / 1024, float(cpu)
 
 
 def main() -> None:
@@ -115,6 +121,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache-dir", default=None, help="default: a warm temporary cache")
     ap.add_argument("--workers", default="1", help="comma-separated, e.g. 1,2")
+    ap.add_argument("--cores", default="",
+                    help="instead of --workers: e.g. 1,2,4 runs on CPUs 0..n-1 only "
+                         "(sched_setaffinity) with --workers n: the scaling curve")
     ap.add_argument("--engines", default="local", help="local,dask")
     ap.add_argument("--files", type=int, default=0,
                     help="also: the same lines split into this many files, run with --output-dir")
@@ -146,9 +155,11 @@ def main() -> None:
         inputs = structured(src, tmp, args.formats.split(","))
         if args.files:
             inputs.append(split_files(src, tmp, args.files))
+        counts = args.cores.split(",") if args.cores else args.workers.split(",")
         for mech in args.mechs.split(","):
             for engine, workers, (fmt, path, extra) in product(
-                    args.engines.split(","), args.workers.split(","), inputs):
+                    args.engines.split(","), counts, inputs):
+                cores = int(workers) if args.cores else 0
                 common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q",
                           "--force", "--workers", workers, "--engine", engine, *extra,
                           *shlex.split(args.run_args)]
@@ -161,16 +172,20 @@ def main() -> None:
                 else:
                     open(blank, "w").close()
                     out0, out1 = [os.path.join(tmp, "o0" + ext)], [os.path.join(tmp, "o1" + ext)]
-                startup = min(timed_run(["run", *common, blank, *out0])[0]
+                startup = min(timed_run(["run", *common, blank, *out0], cores)[0]
                               for _ in range(args.repeat))
-                runs = [timed_run(["run", *common, path, *out1]) for _ in range(args.repeat)]
+                runs = [timed_run(["run", *common, path, *out1], cores)
+                        for _ in range(args.repeat)]
                 best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
                 worker_peak = max(r[2] for r in runs)
+                main_cpu = min(r[3] for r in runs)
                 label = f"dpsanitize run --mech {mech} --eps {eps[mech]} --workers {workers}"
                 label += {"text": "", "files": f" ({args.files} files)"}.get(fmt, f" ({fmt})")
                 label += " --engine dask" if engine == "dask" else ""
                 label += f" {args.run_args}" if args.run_args else ""
-                workers_note = f", largest worker {worker_peak:.0f} MiB" if workers != "1" else ""
+                label += f" on {workers} cores" if args.cores else ""
+                workers_note = (f", largest worker {worker_peak:.0f} MiB; main process CPU "
+                                f"{main_cpu:.2f} s" if workers != "1" else "")
                 print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
                       f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)
 
@@ -235,9 +250,9 @@ def long_line(args, eps: dict, cache: str, tmp: str) -> None:
     for mech in args.mechs.split(","):
         common = ["--mech", mech, "--eps", str(eps[mech]), "--cache-dir", cache, "-q", "--force",
                   "--max-line-bytes", str(len(line) + 1)]
-        _, idle, _ = timed_run(["run", *common, empty, os.path.join(tmp, "o0")])
-        _, normal, _ = timed_run(["run", *common, lines, os.path.join(tmp, "o0")])
-        wall, peak, _ = timed_run(["run", *common, src, os.path.join(tmp, "o1")])
+        _, idle, _, _ = timed_run(["run", *common, empty, os.path.join(tmp, "o0")])
+        _, normal, _, _ = timed_run(["run", *common, lines, os.path.join(tmp, "o0")])
+        wall, peak, _, _ = timed_run(["run", *common, src, os.path.join(tmp, "o1")])
         print(f"dpsanitize run --mech {mech} --eps {eps[mech]}: peak RSS {peak:.0f} MiB on the "
               f"line ({wall:.1f} s); {normal:.0f} MiB on the same bytes in lines of 100 tokens; "
               f"{idle:.0f} MiB on an empty file. The line costs {peak - normal:+.0f} MiB over "

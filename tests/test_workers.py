@@ -115,3 +115,44 @@ def _threads_here():
     from dpsanitize.geometry import usable_cpus
 
     return usable_cpus(), max(i["num_threads"] for i in threadpool_info())
+
+
+def test_file_blocks_travel_as_spans_and_read_back_the_same_bytes(toy_store, text, tmp_path):
+    """Blocks of a regular file hold (path, offset, size), never the text; read back, they are
+    the file's bytes in order and the output matches a pipe's."""
+    from dpsanitize.pipeline import FileSpan
+
+    path = tmp_path / "in.txt"
+    path.write_bytes(text)
+    s = Sanitizer("gumbel", 400.0, store=toy_store, seed=11)
+    with open(path, "rb") as f:
+        blocks = list(s.blocks(f, block=4096, spans=True))
+    assert len(blocks) > 20 and all(isinstance(b.data, FileSpan) for b in blocks)
+    assert b"".join(b.data.read() for b in blocks) == text
+    out = io.BytesIO()
+    with open(path, "rb") as f:
+        s2 = Sanitizer("gumbel", 400.0, store=toy_store, seed=11)
+        s2.sanitize_stream(f, out, workers=2, block=4096)
+    assert out.getvalue() == _stream(toy_store, text, 1)[0]
+    with io.BytesIO(text) as pipe_like:  # no file behind it: bytes, as before
+        assert all(isinstance(b.data, bytes) for b in s.blocks(pipe_like, block=4096, spans=True))
+
+
+def test_a_file_changed_under_a_span_is_an_error(toy_store, text, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(text)
+    s = Sanitizer("gumbel", 400.0, store=toy_store, seed=11)
+    with open(path, "rb") as f:
+        last = list(s.blocks(f, block=4096, spans=True))[-1].data
+    keep = tmp_path / "keep"
+    keep.hardlink_to(path)  # the first file's inode stays in use, so it cannot be reused
+    replaced = tmp_path / "other.txt"
+    replaced.write_bytes(text)  # same bytes, another file
+    replaced.replace(path)
+    with pytest.raises(InputDataError, match="changed while it was being read"):
+        last.read()
+    keep.replace(path)
+    assert last.read() == text[-last.size:]
+    path.write_bytes(text[:-10])  # cut short: the last span cannot be read whole
+    with pytest.raises(InputDataError, match="changed while it was being read"):
+        last.read()
