@@ -31,7 +31,7 @@ from .errors import ResourceError
 from .geometry import rank_candidates, score_error_bound
 
 CHUNK = 256  # words per chunk minimum
-GPU_MEMORY_SHARE = 0.25  # of the free GPU memory a batch's scores and marks may take
+GPU_MEMORY_SHARE = 0.25  # of the free GPU memory the scores of two batches in flight may take
 
 
 def cuda_module():

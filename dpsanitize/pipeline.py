@@ -72,16 +72,19 @@ class FileSpan:
 
     @classmethod
     def source(cls, src):
-        """``(path, identity, position)`` of a regular input file, else None (pipes)."""
+        """``(path, identity, position)`` of a regular input file that its name opens again,
+        else None (pipes; stdin redirected from a file, whose name is ``<stdin>``)."""
         try:
             st = os.fstat(src.fileno())
             path = os.path.abspath(src.name)
+            again = os.stat(path)
             position = src.tell()
         except (AttributeError, OSError, TypeError, ValueError):
             return None
-        if not stat.S_ISREG(st.st_mode) or not isinstance(src.name, str):
+        identity = (st.st_dev, st.st_ino)
+        if not stat.S_ISREG(st.st_mode) or (again.st_dev, again.st_ino) != identity:
             return None
-        return path, (st.st_dev, st.st_ino), position
+        return path, identity, position
 
 
 @dataclass

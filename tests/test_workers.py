@@ -156,3 +156,25 @@ def test_a_file_changed_under_a_span_is_an_error(toy_store, text, tmp_path):
     path.write_bytes(text[:-10])  # cut short: the last span cannot be read whole
     with pytest.raises(InputDataError, match="changed while it was being read"):
         last.read()
+
+
+def test_stdin_redirected_from_a_file_travels_as_bytes(tmp_path, toy_embeddings, toy_cache,
+                                                       toy_store, text):
+    """`run - OUT < file` with workers: stdin's name is not a path, so its blocks are bytes."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.txt"
+    src.write_bytes(text * 6)  # several 256 KiB blocks
+    outs = []
+    for workers, stdin in (("1", None), ("2", src)):
+        dst = tmp_path / f"out{workers}.txt"
+        with open(src, "rb") as f:
+            args = ["-", str(dst)] if stdin else [str(src), str(dst)]
+            res = subprocess.run(
+                [sys.executable, "-m", "dpsanitize", "run", "--eps", "400", "--seed", "3",
+                 "--workers", workers, "--embeddings", toy_embeddings[0], "--vocab-size", "0",
+                 "--cache-dir", toy_cache, *args], stdin=f, capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        outs.append(dst.read_bytes())
+    assert outs[0] == outs[1]
