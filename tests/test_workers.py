@@ -2,6 +2,7 @@
 
 import io
 import multiprocessing
+import os
 
 import pytest
 
@@ -84,8 +85,6 @@ def test_block_streams_are_not_reused_across_streams(toy_store, text):
 
 
 def test_workers_auto_is_the_usable_cpus_and_workers_share_them(monkeypatch):
-    import os
-
     from dpsanitize.cli import WORKERS
     from dpsanitize.geometry import usable_cpus
 
@@ -178,3 +177,28 @@ def test_stdin_redirected_from_a_file_travels_as_bytes(tmp_path, toy_embeddings,
         assert res.returncode == 0, res.stderr
         outs.append(dst.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_processes_started_for_a_pool_get_their_blas_share_in_the_environment(monkeypatch):
+    """numpy sizes its BLAS pool on import, before any initializer: the share must be in the
+    environment the worker starts with, and the caller's environment comes back afterwards."""
+    import multiprocessing as mp
+
+    from dpsanitize.workers import BLAS_VARIABLES, spawn_environment
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    with spawn_environment(3):
+        child = ctx.Process(target=_report_environment, args=(queue,))
+        child.start()
+    assert queue.get(timeout=60) == dict.fromkeys(BLAS_VARIABLES, "3")
+    child.join(60)
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+def _report_environment(queue):
+    from dpsanitize.workers import BLAS_VARIABLES
+
+    queue.put({name: os.environ.get(name) for name in BLAS_VARIABLES})
