@@ -215,9 +215,9 @@ def mechanism_options(f):
     return _apply(options, wrapper)
 
 
-MECH_OPTION_NAMES = ("decoder", "device", "search_k", "lam", "vickrey_t", "vickrey_base", "tem_beta",
-                     "santext_sensitive", "santext_p", "custext_k", "kde_bandwidth", "truncate",
-                     "truncate_delta", "mh_steps", "experimental")
+MECH_OPTION_NAMES = ("decoder", "device", "search_k", "lam", "vickrey_t", "vickrey_base",
+                     "tem_beta", "santext_sensitive", "santext_p", "custext_k", "kde_bandwidth",
+                     "truncate", "truncate_delta", "mh_steps", "experimental")
 
 
 def build_mechanism(mech: str, eps: float, store, mech_options: dict):

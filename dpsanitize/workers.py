@@ -113,10 +113,10 @@ def sanitize_chunks(sanitizer, items, encoding: str, workers: int):
 @contextlib.contextmanager
 def spawn_environment(threads: int):
     """Processes started meanwhile size their BLAS pools to ``threads``. It has to be in their
-    environment: numpy creates its pool on import, before a pool initializer runs, and each
-    OpenBLAS thread spins ~50 ms when created and ~110 ms after every product (measured from
-    /proc/self/task on the project machine), so 16 workers with 16-thread pools would burn
-    the cores they are meant to use."""
+    environment: numpy creates its pool on import, before a pool initializer runs, and an idle
+    OpenBLAS thread spins 50-90 ms when created and ~120 ms after a product
+    (``scripts/blas_spin.py``), so 16 workers with 16-thread pools would burn the cores they
+    are meant to use."""
     saved = {name: os.environ.get(name) for name in BLAS_VARIABLES}
     os.environ.update(dict.fromkeys(BLAS_VARIABLES, str(threads)))
     try:

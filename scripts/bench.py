@@ -104,8 +104,7 @@ def timed_run(args: list[str], cores: int = 0) -> tuple[float, float, float, flo
     pin = (lambda: os.sched_setaffinity(0, range(cores))) if cores else None
     t = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", PEAK, *args], preexec_fn=pin,
-                         stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t
     if res.returncode != 0:
         raise SystemExit(f"dpsanitize {' '.join(args)} exited {res.returncode}")

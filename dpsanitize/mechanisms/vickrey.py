@@ -41,7 +41,8 @@ class Vickrey(Mechanism):
 
     def __init__(self, *, epsilon: float, store, vickrey_t: float = 0.5,
                  vickrey_base: str = "laplace", lam: float | None = None,
-                 decoder: str = "exact", search_k: int | None = None, device: str = "cpu"):
+                 decoder: str = "exact", search_k: int | None = None,
+                 device: str = "cpu"):
         super().__init__(epsilon=epsilon, store=store)
         self.t = check_range("--vickrey-t", vickrey_t, 0.0, 1.0)
         common = {"epsilon": epsilon, "store": store, "decoder": decoder, "search_k": search_k,
