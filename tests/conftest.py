@@ -84,6 +84,15 @@ def brute_force_neighbors(vecs: np.ndarray, k: int):
     return ids, np.take_along_axis(d, ids, 1), full
 
 
+def nearest_reference(vecs: np.ndarray, y: np.ndarray, k: int):
+    """Reference decoder: the k words nearest each query by float64 distance over all words,
+    ties to the lower id. Returns ``(ids (len(y),k), dists (len(y),k))``."""
+    x = np.asarray(vecs, dtype=np.float64)
+    full = np.sqrt(((y[:, None, :] - x[None]) ** 2).sum(-1))
+    ids = np.array([np.lexsort((np.arange(len(x)), full[r]))[:k] for r in range(len(y))])
+    return ids, np.take_along_axis(full, ids, 1)
+
+
 @pytest.fixture(autouse=True)
 def _library_logging():
     """Each test starts with the library logger as an importing program sees it: the handler a

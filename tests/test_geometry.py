@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import brute_force_neighbors, toy_vectors
+from conftest import brute_force_neighbors, nearest_reference, toy_vectors
 from dpsanitize import geometry
 
 
@@ -64,11 +64,9 @@ def test_brute_force_nearest_exact_with_ties(k, chunk, threads):
     y = rng.normal(size=(400, 4)) * 2
     y[:150] = np.round(y[:150] * 2) / 2  # half-integer points: exact distance ties
     ids, d = geometry.BruteForce(vecs, block=37, chunk=chunk, threads=threads).nearest(y, k)
-    x = vecs.astype(np.float64)
-    full = np.sqrt(((y[:, None, :] - x[None]) ** 2).sum(-1))
-    ref = np.array([np.lexsort((np.arange(len(x)), full[r]))[:k] for r in range(len(y))])
+    ref, ref_d = nearest_reference(vecs, y, k)
     np.testing.assert_array_equal(ids, ref)
-    np.testing.assert_allclose(d, np.take_along_axis(full, ref, 1), rtol=1e-12)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-12)
 
 
 @pytest.mark.parametrize("first", [1, 100, 240])

@@ -9,18 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import run_cli, toy_vectors, toy_words, write_glove
+from conftest import nearest_reference, run_cli, toy_vectors, toy_words, write_glove
 from dpsanitize import geometry, gpu
 from dpsanitize.errors import ResourceError
 from dpsanitize.mechanisms import create
-
-
-def reference(vecs, y, k):
-    """k nearest by float64 distance, ties to the lower id, over every word."""
-    x = vecs.astype(np.float64)
-    full = np.sqrt(((y[:, None, :] - x[None]) ** 2).sum(-1))
-    ref = np.array([np.lexsort((np.arange(len(x)), full[r]))[:k] for r in range(len(y))])
-    return ref, np.take_along_axis(full, ref, 1)
 
 
 def tie_heavy_queries(dim, n=400, seed=1):
@@ -38,7 +30,7 @@ def test_numpy_backend_exact_with_ties(k, chunk, batch):
     y = tie_heavy_queries(4)
     decoder = gpu.GpuBruteForce(vecs, xp=np, chunk=chunk, batch=batch)
     ids, d = decoder.nearest(y, k)
-    ref, ref_d = reference(vecs, y, k)
+    ref, ref_d = nearest_reference(vecs, y, k)
     np.testing.assert_array_equal(ids, ref)
     np.testing.assert_allclose(d, ref_d, rtol=1e-12)
     cpu_ids, cpu_d = geometry.BruteForce(vecs, chunk=chunk, threads=1).nearest(y, k)
@@ -50,7 +42,7 @@ def test_k_beyond_the_chunks_and_the_vocabulary():
     vecs = toy_vectors(20, 3, seed=4)
     y = np.random.default_rng(2).normal(size=(9, 3))
     ids, _ = gpu.GpuBruteForce(vecs, xp=np, chunk=4).nearest(y, 7)  # 5 chunks < k
-    np.testing.assert_array_equal(ids, reference(vecs, y, 7)[0])
+    np.testing.assert_array_equal(ids, nearest_reference(vecs, y, 7)[0])
     ids, _ = gpu.GpuBruteForce(vecs, xp=np).nearest(y, 50)  # k capped at |W|
     assert ids.shape == (9, 20)
     assert gpu.GpuBruteForce(vecs, xp=np).nearest(y[:0], 2)[0].shape == (0, 2)
@@ -63,7 +55,7 @@ def test_the_rounding_margin_is_needed(monkeypatch):
     # Queries exactly between two words: their float32 scores differ by rounding only.
     a, b = rng.integers(0, 2000, 3000), rng.integers(0, 2000, 3000)
     y = (vecs[a].astype(np.float64) + vecs[b]) / 2
-    ref, _ = reference(vecs, y, 1)
+    ref, _ = nearest_reference(vecs, y, 1)
     ids, _ = gpu.GpuBruteForce(vecs, xp=np).nearest(y, 1)
     np.testing.assert_array_equal(ids, ref)
     monkeypatch.setattr(gpu, "score_error_bound", lambda dim, m, ynorm: 0.0 * ynorm)
@@ -157,8 +149,7 @@ def test_cuda_matches_float64_brute_force(k):
     vecs = np.unique(toy_vectors(3000, 6, seed=12, integer=True), axis=0)
     y = tie_heavy_queries(6, n=2000)
     ids, d = gpu.GpuBruteForce(vecs, batch=300).nearest(y, k)
-    ref, ref_d = reference(vecs, y, k)
-    np.testing.assert_array_equal(ids, ref)
+    np.testing.assert_array_equal(ids, nearest_reference(vecs, y, k)[0])
     np.testing.assert_array_equal(d, geometry.BruteForce(vecs).nearest(y, k)[1])
 
 

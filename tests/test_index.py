@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import WRITERS, brute_force_neighbors, run_cli, toy_vectors, toy_words
+from conftest import (WRITERS, brute_force_neighbors, nearest_reference, run_cli, toy_vectors,
+                      toy_words)
 from dpsanitize.geometry import K_MAX
 from dpsanitize.index import BuildParams, load_entry, open_index
 
@@ -45,10 +46,7 @@ def test_exact_decoder_equals_brute_force(toy_store, scale, k):
     anchors = rng.integers(0, len(toy_store.vocab), 500)
     y = toy_store.x64[anchors] + rng.normal(size=(500, toy_store.vocab.dim)) * scale
     ids, d = toy_store.nearest(y, anchors, k)
-    x = toy_store.x64
-    full = np.sqrt(((y[:, None, :] - x[None]) ** 2).sum(-1))
-    ref = np.array([np.lexsort((np.arange(len(x)), full[r]))[:k] for r in range(len(y))])
-    np.testing.assert_array_equal(ids, ref)
+    np.testing.assert_array_equal(ids, nearest_reference(toy_store.x64, y, k)[0])
 
 
 def test_annoy_decoder_recall_on_toy(toy_store):
