@@ -970,12 +970,19 @@ def _stop_listening() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+_signalled: int | None = None  # the exit code of the SIGINT/SIGTERM received, if any
+
+
 def _on_sigterm(signum, frame):
+    global _signalled
+    _signalled = EXIT_TERMINATED
     _stop_listening()
     raise SystemExit(EXIT_TERMINATED)
 
 
 def _on_sigint(signum, frame):
+    global _signalled
+    _signalled = EXIT_INTERRUPTED
     _stop_listening()
     raise KeyboardInterrupt
 
@@ -987,35 +994,52 @@ def main(argv=None) -> None:
         signal.signal(signal.SIGINT, _on_sigint)
     try:
         code = cli.main(args=argv, prog_name="dpsanitize", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("dpsanitize: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("dpsanitize: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        _silence_stdout()
-        sys.exit(EXIT_BROKEN_PIPE)
-    except InvalidParameter as exc:  # a library validation that reached us unconverted
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    except MemoryError:
-        click.echo("dpsanitize: out of memory", err=True)
-        sys.exit(os.EX_OSERR)
-    except Exception as exc:  # noqa: BLE001 - never a traceback: it could quote input text
-        if os.environ.get("DPSANITIZE_DEBUG"):
-            raise
-        click.echo(f"dpsanitize: internal error ({type(exc).__name__}); "
-                   f"set DPSANITIZE_DEBUG=1 for a traceback (it may contain input text)", err=True)
-        sys.exit(os.EX_SOFTWARE)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - never a traceback: it could quote input text
+        sys.exit(_report(exc))
     _flush_stdout()
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _report(exc: BaseException) -> int:
+    """Say what ended the run (never with input text); its exit code."""
+    if _signalled is not None or isinstance(exc, (click.exceptions.Abort, KeyboardInterrupt)):
+        # A signal, whatever it became on the way: an import of a Cython module that the
+        # signal interrupts raises ValueError, for one.
+        _forget_interrupt()
+        code = _signalled or EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED:
+            click.echo("dpsanitize: interrupted", err=True)
+        return code
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    if isinstance(exc, InvalidParameter):  # a library validation that reached us unconverted
+        click.echo(f"Error: {exc}", err=True)
+        return 2
+    if isinstance(exc, MemoryError):
+        click.echo("dpsanitize: out of memory", err=True)
+        return os.EX_OSERR
+    if os.environ.get("DPSANITIZE_DEBUG"):
+        raise exc
+    click.echo(f"dpsanitize: internal error ({type(exc).__name__}); "
+               f"set DPSANITIZE_DEBUG=1 for a traceback (it may contain input text)", err=True)
+    return os.EX_SOFTWARE
+
+
+def _forget_interrupt() -> None:
+    """Let exit 130 stand. CPython remembers a KeyboardInterrupt that passed through exec() of
+    a string (dataclasses do that while sklearn is imported lazily) and then ends the process
+    by SIGINT (status -2) although the interrupt was handled; its next exec() of a string
+    clears that memory."""
+    exec("")  # noqa: S102 - a constant empty string
 
 
 def _silence_stdout() -> None:

@@ -412,3 +412,34 @@ def test_write_error_exit_74(runner, tmp_path, toy_args, monkeypatch):
     result = run_cli(runner, ["run", "--eps", "400", *toy_args, str(src), str(tmp_path / "o.txt")])
     assert result.exit_code == 74 and "Input/output error" in result.stderr
     assert leftovers(tmp_path) == []
+
+
+INTERRUPTED_INSIDE = """
+import os, signal, sys, time
+import dpsanitize.cli as cli
+
+def interrupted(**kwargs):
+    if sys.argv[1] == "exec":  # KeyboardInterrupt raised inside exec() of a string
+        exec("import os, signal, time; os.kill(os.getpid(), signal.SIGINT); time.sleep(5)")
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except KeyboardInterrupt:  # what an interrupted import of a Cython module does
+        raise ValueError("not a valid PEP 3118 buffer format string") from None
+
+cli.cli.main = interrupted
+cli.main([])
+"""
+
+
+@pytest.mark.parametrize("where", ["exec", "mangled"])
+def test_sigint_is_130_whatever_the_interrupt_became(tmp_path, where):
+    """A SIGINT ends the run with 130 and 'interrupted' even when it surfaced inside exec() of a
+    string (run with -m, as `python -m dpsanitize`, CPython then ends the process by SIGINT, -2,
+    unless told otherwise) or was turned into another exception by a library (seen: ValueError
+    from sklearn's Cython import while the index was being built)."""
+    (tmp_path / "interrupted_run.py").write_text(INTERRUPTED_INSIDE)
+    res = subprocess.run([sys.executable, "-m", "interrupted_run", where], cwd=tmp_path,
+                         capture_output=True, timeout=60, preexec_fn=default_sigint)
+    assert res.returncode == 130, res.stderr
+    assert b"dpsanitize: interrupted" in res.stderr and b"internal error" not in res.stderr
