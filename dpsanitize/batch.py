@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from itertools import chain, islice
 
-from .errors import InvalidParameter, MissingInputError, OutputError
+from .errors import InvalidParameter, MissingInputError, OutputError, exit_code_of
 from .io import check_output_path
 
 
@@ -183,6 +183,8 @@ def formats_for(jobs, fmt_name: str, columns, *, header: bool, encoding: str,
         name = detect(job.src, fmt_name)
         whole_text = many and fmt_name == "auto" and name == "text"
         formats[job.rel] = make_format(name, () if whole_text else columns, header=header)
+        if hasattr(formats[job.rel], "bind_file"):  # Parquet: columns checked before any work
+            formats[job.rel].bind_file(job.src)
     if any(formats.values()):
         check_encoding(encoding)
     return formats
@@ -199,15 +201,6 @@ def decide(jobs, manifest: Manifest | None, fingerprint: str, force: bool) -> di
                 os.path.isdir(os.path.dirname(job.dst) or "."):
             check_output_path(job.dst, force)
     return decisions
-
-
-def exit_code_of(exc: BaseException) -> int:
-    """The exit code an exception ends the run with (for the manifest's failed entries)."""
-    if isinstance(exc, KeyboardInterrupt):
-        return 130
-    if isinstance(exc, SystemExit) and isinstance(exc.code, int):
-        return exc.code
-    return int(getattr(exc, "exit_code", 70))
 
 
 @dataclass(frozen=True)
@@ -272,6 +265,8 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                     if current.dst != "-":
                         _make_parent(current.dst)
                     out = stack.enter_context(atomic_output(current.dst, force=force))
+                    if hasattr(formats[current.rel], "writer"):  # Parquet: row groups
+                        out = stack.enter_context(formats[current.rel].writer(out))
                     tick = stack.enter_context(progress(current)) if progress else None
                 elif isinstance(item, _End):
                     stack, done = None, stack

@@ -18,12 +18,14 @@ import math
 import os
 import signal
 import sys
+import warnings
 
 import click
 
 from . import __version__
 from .config import load_config
-from .errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, InvalidParameter
+from .errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, DpsanitizeError,
+                     InvalidParameter, PrivacyWarning, exit_code_of)
 from .formats import FORMATS as INPUT_FORMATS
 from .mechanisms import EPSILON_GUIDE, MECHANISMS
 
@@ -128,12 +130,31 @@ def echo_json(obj) -> None:
 
 
 class _Group(click.Group):
+    """The one place where library exceptions become exit codes and privacy warnings become
+    messages on stderr (the library decides both; the CLI only says them)."""
+
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", PrivacyWarning)
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except BrokenPipeError:  # the reader went away (e.g. `| head`): end quietly
             _silence_stdout()
             raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+        except InvalidParameter as exc:
+            raise click.UsageError(str(exc)) from None
+        except DpsanitizeError as exc:
+            error = click.ClickException(exc.message)
+            error.exit_code = exit_code_of(exc)
+            raise error from None
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, PrivacyWarning):
+        log.warning("warning: %s", message)
+    else:  # not ours: as Python would show it
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 @click.group(cls=_Group, context_settings=CONTEXT, epilog=EXIT_CODES)
@@ -192,6 +213,9 @@ def mechanism_options(f):
                           "default 0.3."),
         click.option("--custext-k", type=click.IntRange(min=1),
                      help="custext: group size K; default 20."),
+        click.option("--diffractor-lists", type=click.IntRange(min=1),
+                     help="diffractor: number of word lists L (list l starts at id "
+                          "l*floor(|W|/L)); default 1."),
         click.option("--mh-steps", type=click.IntRange(min=0),
                      help="density-mh: Metropolis-Hastings steps per word; default 20."),
         click.option("--experimental", is_flag=True, default=None,
@@ -206,6 +230,9 @@ def mechanism_options(f):
         click.option("--truncate-delta", type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      help="laplace: truncate the noise radius where Pr[Gamma(n, 1/eps) > R] is "
                           "this delta."),
+        click.option("--max-delta", type=click.FloatRange(0, 1),
+                     help="laplace: refuse a truncation whose delta per word is larger (before "
+                          "any work, naming the radius that meets it); default 0.05."),
     ]
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
@@ -217,24 +244,15 @@ def mechanism_options(f):
 
 MECH_OPTION_NAMES = ("decoder", "device", "search_k", "lam", "vickrey_t", "vickrey_base",
                      "tem_beta", "santext_sensitive", "santext_p", "custext_k", "kde_bandwidth",
-                     "truncate", "truncate_delta", "mh_steps", "experimental")
+                     "truncate", "truncate_delta", "max_delta", "mh_steps", "experimental",
+                     "diffractor_lists")
 
 
 def build_mechanism(mech: str, eps: float, store, mech_options: dict):
-    """Construct the mechanism; parameter problems become usage errors (exit 2)."""
-    from .mechanisms import create, mechanism_class
+    """Construct the mechanism (the library validates, gates and warns)."""
+    from .mechanisms import create
 
-    mech_options = dict(mech_options)
-    allowed = mech_options.pop("experimental", None)
-    if getattr(mechanism_class(mech), "experimental", False):
-        if not allowed:
-            raise click.UsageError(f"--mech {mech} is experimental (no formal guarantee: "
-                                   f"approximate sampling); add --experimental to run it")
-        log.warning("warning: --mech %s has no formal guarantee: approximate sampling", mech)
-    try:
-        return create(mech, epsilon=eps, store=store, **mech_options)
-    except InvalidParameter as exc:
-        raise click.UsageError(str(exc)) from None
+    return create(mech, epsilon=eps, store=store, **mech_options)
 
 
 def seed_option(f):
@@ -243,12 +261,6 @@ def seed_option(f):
         help="Make the run reproducible (tests, audits). Anyone who knows the seed can undo the "
              "noise: never use it for a real release. Not accepted from config files or the "
              "environment.")(f)
-
-
-def warn_seed(seed) -> None:
-    if seed is not None:
-        log.warning("warning: --seed makes the noise reproducible; anyone who knows the seed can "
-                    "undo it. Do not publish output produced with --seed.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,12 +323,14 @@ def _check_oov_token(ctx, param, value):
 @embeddings_options
 @click.option("--format", "fmt_name", type=click.Choice(INPUT_FORMATS), default="auto",
               show_default=True,
-              help="Input format. auto: by extension (.csv, .tsv, .jsonl/.ndjson; anything else "
-                   "and '-' are text). csv, tsv, jsonl rewrite only the --column fields and keep "
-                   "every other byte of each record.")
+              help="Input format. auto: by extension (.csv, .tsv, .jsonl/.ndjson, .parquet/.pq; "
+                   "anything else and '-' are text). csv, tsv, jsonl rewrite only the --column "
+                   "fields and keep every other byte of each record; parquet rewrites the "
+                   "--column string columns row group by row group and keeps the rest (not '-').")
 @click.option("--column", "columns", multiple=True,
-              help="A column (CSV/TSV: header name, or number from 1 with --no-header) or JSON "
-                   "field (top-level key, or dotted path for nested keys) to sanitize. Repeatable.")
+              help="A column (CSV/TSV: header name, or number from 1 with --no-header; Parquet: "
+                   "a string column, or dotted path into a struct) or JSON field (top-level key, "
+                   "or dotted path for nested keys) to sanitize. Repeatable.")
 @click.option("--no-header", is_flag=True,
               help="CSV/TSV: the first record is data; --column takes column numbers.")
 @click.option("--output-dir", type=click.Path(file_okay=False),
@@ -409,10 +423,6 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
         _check_distinct({"INPUT": job.src, "OUTPUT": job.dst, **roles})
     formats = _library(formats_for, jobs, fmt_name, columns, header=not no_header,
                        encoding=encoding, many=output_dir is not None)
-    warn_seed(seed)
-    if oov == "keep":
-        log.warning("warning: --oov keep copies out-of-vocabulary words (names, identifiers) "
-                    "into the output unprotected")
     if report and report != "-":
         check_output_path(report, force)
     if output_dir is None and jobs[0].dst != "-":  # its folder (whether it exists: see decide)
@@ -442,9 +452,6 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
             progress=lambda job: _progress_bar(job, progress), encoding=encoding,
             max_line_bytes=max_line_bytes, workers=workers, client=client)
         summary = sanitizer.report()
-        if any(formats.values()):
-            summary["privacy"]["unit"] = ("a record: the --column fields of one CSV/TSV row or "
-                                          "JSON line together (the 'lines' counts are records)")
         if output_dir is not None:
             summary["files"] = results
         if report_out is not None:
@@ -511,13 +518,16 @@ def _human(n: float) -> str:
 
 
 def _summary_line(r: dict) -> str:
+    from .privacy import summary_phrase
+
     c = r["counts"]
     oov_pct = 100.0 * c["oov"] / c["words"] if c["words"] else 0.0
     oov_what = {"mask": "masked", "random": "random words", "keep": "KEPT"}[r["oov_policy"]]
     return (f"{c['lines']} lines, {_human(c['words'])} words: {_human(c['replaced'])} replaced, "
             f"{_human(c['unchanged'])} unchanged, {_human(c['oov'])} out of vocabulary "
             f"({oov_pct:.1f}%, {oov_what}); {r['mechanism']} eps={r['epsilon']:g} "
-            f"{r['epsilon_unit']}; max {c['max_words_per_line']} words/line; "
+            f"{r['epsilon_unit']}; {summary_phrase(r['guarantee'])}; "
+            f"max {c['max_words_per_line']} words/line; "
             f"{r['elapsed_seconds']:.1f} s, {_human(r['words_per_second'] or 0)} words/s")
 
 
@@ -814,9 +824,9 @@ def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_js
         dpsanitize audit --mech gumbel --eps 120 --sample 50 --draws 1000
     """
     from .audit import audit_words, plausible_deniability, summarize
-    from .rng import make_rng
+    from .rng import make_rng, warn_if_seeded
 
-    warn_seed(seed)
+    warn_if_seeded(seed)
     store = open_store()
     mechanism = build_mechanism(mech, eps, store, mech_options)
     ids = _parse_words(words, store.vocab) if words else audit_words(len(store.vocab), sample)

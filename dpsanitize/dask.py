@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -37,29 +36,24 @@ class WorkerSpec:
     store_path: str
     source: tuple  # (name, value) pairs: embeddings, format, vocab size, words-only, trees
     vocab_fingerprint: str
-    recipe: tuple
-    epsilon: float
+    recipe: object  # mechanisms.Recipe
     options: tuple  # (("oov", ...), ("oov_token", ...), ("bit_generator", ...))
     entropy: int
     spawn_key: tuple
 
     @classmethod
     def of(cls, sanitizer) -> "WorkerSpec":
-        recipe = getattr(sanitizer.mechanism, "recipe", None)
-        if recipe is None or sanitizer.seed_sequence is None:
-            raise InvalidParameter("the Dask engine needs a mechanism made by name "
-                                   "(mechanisms.create) and a sanitizer seeded by seed=, not rng=")
+        if sanitizer.seed_sequence is None:
+            raise InvalidParameter("the Dask engine needs a sanitizer seeded by seed=, not rng=")
         m = sanitizer.store.manifest
         default = m["source_format"] == "default"
         source = (("embeddings", None if default else m["source"]),
                   ("fmt", "auto" if default else m["source_format"]),
                   ("vocab_size", m["requested_vocab_size"]), ("words_only", m["words_only"]),
                   ("trees", m["annoy"]["trees"]))
-        name, options = recipe
         seq = sanitizer.seed_sequence
         return cls(sanitizer.store.path, source, m["vocab_fingerprint"],
-                   (name, json.dumps(options, sort_keys=True)), sanitizer.mechanism.epsilon,
-                   (("oov", sanitizer.oov), ("oov_token", sanitizer.oov_token),
+                   sanitizer.mechanism.recipe, (("oov", sanitizer.oov), ("oov_token", sanitizer.oov_token),
                     ("bit_generator", sanitizer.bit_generator)),
                    int(seq.entropy), tuple(seq.spawn_key))
 
@@ -90,7 +84,6 @@ def worker_sanitizer(spec: WorkerSpec):
     if not _SANITIZERS:
         _undo_malloc_trim()
     from .index import BuildParams, load_entry, open_index
-    from .mechanisms import create
     from .pipeline import Sanitizer
 
     if os.path.isdir(spec.store_path):
@@ -102,8 +95,7 @@ def worker_sanitizer(spec: WorkerSpec):
     if store.manifest["vocab_fingerprint"] != spec.vocab_fingerprint:
         raise ResourceError("a Dask worker opened another vocabulary than the client's (other "
                             "embeddings file?); give the workers the client's cache or file")
-    name, options = spec.recipe
-    mechanism = create(name, epsilon=spec.epsilon, store=store, **json.loads(options))
+    mechanism = spec.recipe.build(store)
     seq = np.random.SeedSequence(spec.entropy, spawn_key=spec.spawn_key)
     sanitizer = Sanitizer(mechanism, seed=seq, **dict(spec.options))
     _SANITIZERS[spec] = sanitizer

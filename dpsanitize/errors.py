@@ -1,15 +1,15 @@
-"""Exceptions that carry meaning, each with the exit code the CLI maps it to.
+"""Exceptions and warnings that carry meaning, each exception with the exit code the CLI maps it to.
 
-Messages never contain input text: they name line numbers and byte offsets only.
+Plain Python classes (no click): the CLI maps them to exit codes in one place. Messages never
+contain input text: they name line numbers and byte offsets only.
 
 Example::
 
     raise InputDataError("line 12: not valid utf-8 at byte offset 3")
+    warnings.warn("...", PrivacyWarning)
 """
 
 import os
-
-import click
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -17,10 +17,22 @@ EXIT_TERMINATED = 143
 EXIT_BROKEN_PIPE = 141
 
 
-class DpsanitizeError(click.ClickException):
+class PrivacyWarning(UserWarning):
+    """A run that weakens its own guarantee: a fixed seed, kept out-of-vocabulary words, an
+    experimental mechanism (diffprivlib's ``PrivacyLeakWarning`` is the model)."""
+
+
+class DpsanitizeError(Exception):
     """Base class; exit code 70 (internal error) unless a subclass says otherwise."""
 
     exit_code = os.EX_SOFTWARE
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class InputDataError(DpsanitizeError):
@@ -62,6 +74,16 @@ class Busy(DpsanitizeError):
     exit_code = os.EX_TEMPFAIL
 
 
+class OverBudget(DpsanitizeError):
+    """The run would take an input's privacy loss over its --budget: exit 77 (EX_NOPERM)."""
+
+    exit_code = os.EX_NOPERM
+
+
+class NoEpsilonMeetsTarget(InputDataError):
+    """No epsilon in the searched range meets the asked target: exit 65."""
+
+
 class ResourceError(DpsanitizeError):
     """Embeddings, index or configuration missing, malformed or inconsistent: exit 78."""
 
@@ -74,3 +96,23 @@ class InvalidParameter(ValueError):
 
 class CalibrationError(InvalidParameter):
     """epsilon is too small for the mechanism's calibration to exist."""
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code an exception ends a run with: the one table from meaning to code.
+
+    Example::
+
+        exit_code_of(InputDataError("line 3: ..."))   # 65
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int):
+        return exc.code
+    if isinstance(exc, InvalidParameter):
+        return EXIT_USAGE
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_BROKEN_PIPE
+    if isinstance(exc, MemoryError):
+        return os.EX_OSERR
+    return int(getattr(exc, "exit_code", os.EX_SOFTWARE))

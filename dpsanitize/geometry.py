@@ -93,16 +93,19 @@ def max_distance(vectors: np.ndarray, *, block: int = 1024, progress=None):
     """Exact largest distance between two words and the pair realising it (lowest ids).
 
     A float32 screen over the upper triangle finds the rows that may hold the maximum;
-    those rows are then scanned in float64.
+    those rows are then scanned in float64 over the vectors as given (float64 input, e.g.
+    whitened vectors, is not rounded to float32 for that final scan).
     """
-    x32 = np.ascontiguousarray(vectors, dtype=np.float32)
-    x = x32.astype(np.float64)
+    x = np.asarray(vectors, dtype=np.float64)
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
     n_words, dim = x32.shape
     sq = np.einsum("ij,ij->i", x, x)
     # score_ij = |x_j|^2 - 2 x_i.x_j as one product of augmented matrices
     lhs = np.hstack([x32, np.ones((n_words, 1), np.float32)])
     rhs = np.hstack([-2 * x32, sq.astype(np.float32)[:, None]])
-    err = 4 * (dim + 2) * _U32 * 3 * float(sq.max())  # bound on |score32 - score|
+    # bound on |score32 - score|: the products in float32, plus rounding float64 input to float32
+    # (at most 2u relative per coordinate product, u per squared norm)
+    err = (4 * (dim + 2) * _U32 * 3 + 6 * _U32) * float(sq.max())
     est = np.empty(n_words)
     for start in range(0, n_words, block):
         stop = min(n_words, start + block)

@@ -16,14 +16,14 @@ import operator
 import os
 import stat
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from itertools import chain, islice, repeat
 
 import numpy as np
 
-from . import privacy
 from . import text as tx
-from .errors import InputDataError, InvalidParameter
+from .errors import InputDataError, InvalidParameter, PrivacyWarning
 
 DEFAULT_MAX_LINE_BYTES = 10 << 20
 BLOCK_BYTES = 1 << 18  # 256 KiB: enough words to vectorise, enough blocks to keep many workers busy
@@ -99,6 +99,7 @@ class Counters:
     max_words_per_line: int = 0
     bytes: int = 0
     non_string: int = 0  # JSON values in a named field that are not strings (kept as they are)
+    nulls: int = 0  # nulls in a named column of a Parquet file or data frame (kept)
 
     def add(self, other: "Counters") -> None:
         for name, value in asdict(other).items():
@@ -121,11 +122,11 @@ class Sanitizer:
     oov : {"mask", "random", "keep"}
         Out-of-vocabulary words: a placeholder, a uniform vocabulary word, or kept (leaks them).
     seed : int, optional
-        Reproducible noise (tests, audits only). None draws the seed from the OS. Streams give
-        each chunk of input its own generator spawned from this seed, so the output does not
-        depend on how many worker processes ran.
+        Reproducible noise (tests, audits only; a :class:`PrivacyWarning` says so). None draws
+        the seed from the OS. Streams give each chunk of input its own generator spawned from
+        this seed, so the output does not depend on how many worker processes ran.
     mechanism_options
-        Passed to the mechanism (e.g. ``decoder="annoy"``, ``lam=0.3``).
+        Passed to the mechanism (e.g. ``decoder="annoy"``, ``lam=0.3``, ``experimental=True``).
     """
 
     def __init__(self, mech="gumbel", epsilon: float | None = None, *, store=None,
@@ -136,7 +137,7 @@ class Sanitizer:
                  rng: np.random.Generator | None = None, bit_generator: str = "aes",
                  progress: bool | None = None, **mechanism_options):
         from .mechanisms import create
-        from .rng import make_rng, seed_sequence
+        from .rng import make_rng, seed_sequence, warn_if_seeded
 
         if oov not in tx.OOV_POLICIES:
             raise InvalidParameter(f"oov must be one of {', '.join(tx.OOV_POLICIES)}")
@@ -160,7 +161,12 @@ class Sanitizer:
             self.rng = make_rng(seq=self.seed_sequence, bit_generator=bit_generator)
         else:  # the caller's generator drives everything, streams included (one process)
             self.seed_sequence, self.rng = None, rng
+        warn_if_seeded(seed)
+        if oov == "keep":
+            warnings.warn("--oov keep copies out-of-vocabulary words (names, identifiers) into "
+                          "the output unprotected", PrivacyWarning, stacklevel=2)
         self.oov, self.oov_token = oov, oov_token
+        self.formats = set()  # the input formats seen: what a report says is released as is
         self.counters = Counters()
         self._next_block = 0  # block streams are never reused, even across sanitize_stream calls
         self._words = store.vocab.words
@@ -176,6 +182,8 @@ class Sanitizer:
     def sanitize_text(self, text: str) -> str:
         """Rewrite the words of ``text`` (any number of whole lines); the rest is kept."""
         self.counters.lines += _count_lines(text)
+        self.counters.bytes += len(text.encode("utf-8", "surrogatepass"))
+        self.formats.add("text")
         return self._rewrite(text, self.rng, self.counters)
 
     def _rewrite(self, text: str, rng: np.random.Generator, c: Counters, unit: str = "\n") -> str:
@@ -309,7 +317,11 @@ class Sanitizer:
         """The :class:`Block`s of one input, numbered: indices continue from the last stream,
         or are ``(stream, i)`` for a named stream. With ``spans`` the blocks of a regular text
         file hold :class:`FileSpan`s (for worker processes) instead of bytes."""
+        if getattr(fmt, "arrow", False):  # Parquet: a block is a row group (parquet.py)
+            yield from self._arrow_blocks(fmt.chunks(src, spans), fmt, stream)
+            return
         raw = read_chunks(src, max_line_bytes, block)
+        self.formats.add("text" if fmt is None else getattr(fmt, "name", "jsonl"))
         if fmt is not None:
             from .formats import record_chunks
 
@@ -326,6 +338,17 @@ class Sanitizer:
                 where = path, identity, offset + len(chunk)
                 chunk = FileSpan(path, offset, len(chunk), identity)
             yield Block(index, first_line, chunk, fmt)
+
+    def _arrow_blocks(self, chunks, fmt, stream):
+        if isinstance(getattr(self, "formats", None), set):  # what the report releases
+            self.formats.add(fmt.name)
+        for i, (at, data) in enumerate(chunks):
+            if stream is None:
+                index = self._next_block
+                self._next_block += 1
+            else:
+                index = (stream, i)
+            yield Block(index, at, data, fmt)
 
     def process(self, items, encoding: str, workers: int = 1, client=None):
         """``(bytes, Counters)`` for each :class:`Block` of ``items``, in order, on ``workers``
@@ -346,6 +369,8 @@ class Sanitizer:
                        fmt=None) -> tuple[bytes, Counters]:
         """Block ``index`` of a stream (whole lines, or whole records of ``fmt``, from
         ``first_line``, a :class:`.formats.Position` with a format): bytes out, counts."""
+        if getattr(fmt, "arrow", False):  # a Parquet row group: Arrow in, Arrow out
+            return fmt.sanitize_block(self, index, first_line, chunk)
         line = first_line.line if fmt is not None else first_line
         if isinstance(chunk, FileSpan):
             chunk = chunk.read()
@@ -382,7 +407,8 @@ class Sanitizer:
         elapsed = time.perf_counter() - self._started
         c = asdict(self.counters)
         c["perturbed"] = c["replaced"]  # the name reports used before 0.2
-        statement = self.mechanism.privacy_statement()
+        guarantee = self.mechanism.guarantee
+        statement = self.mechanism.privacy_statement(self.formats or ("text",))
         return {
             "mechanism": self.mechanism.name, "epsilon": self.mechanism.epsilon,
             "epsilon_unit": self.mechanism.unit,
@@ -395,9 +421,9 @@ class Sanitizer:
                            "input, not with the released output",
             "elapsed_seconds": round(elapsed, 3),
             "words_per_second": round(c["words"] / elapsed) if elapsed > 0 else None,
+            "guarantee": guarantee.as_dict(),
             "privacy": statement,
-            "per_line_bound": privacy.per_line_bound(self.mechanism, c["max_words_per_line"],
-                                                     self.store.d_max),
+            "per_line_bound": guarantee.line_bound(c["max_words_per_line"]),
         }
 
 

@@ -36,3 +36,18 @@ def make_rng(seed: int | None = None, *, bit_generator: str = "aes",
     if bit_generator == "pcg64":
         return np.random.Generator(np.random.PCG64(seq))
     raise ValueError(f"bit_generator must be one of {BIT_GENERATORS}")
+
+
+SEED_WARNING = ("--seed makes the noise reproducible; anyone who knows the seed can undo it. Do "
+                "not publish output produced with --seed.")
+
+
+def warn_if_seeded(seed) -> None:
+    """A :class:`..errors.PrivacyWarning` for a user's fixed seed (an int; a SeedSequence is a
+    worker's share of a run that was warned already)."""
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        import warnings
+
+        from .errors import PrivacyWarning
+
+        warnings.warn(SEED_WARNING, PrivacyWarning, stacklevel=3)

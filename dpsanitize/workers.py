@@ -87,12 +87,10 @@ def sanitize_chunks(sanitizer, items, encoding: str, workers: int):
 
     from .geometry import usable_cpus
 
-    recipe = getattr(sanitizer.mechanism, "recipe", None)
-    if recipe is None or sanitizer.seed_sequence is None:
-        raise InvalidParameter("workers need a mechanism made by name (mechanisms.create) and "
-                               "a sanitizer seeded by seed=, not rng=")
+    if sanitizer.seed_sequence is None:
+        raise InvalidParameter("workers need a sanitizer seeded by seed=, not rng=")
     share = max(1, usable_cpus() // workers)  # threads per worker: no oversubscription
-    spec = (sanitizer.store.path, recipe, sanitizer.mechanism.epsilon,
+    spec = (sanitizer.store.path, sanitizer.mechanism.recipe,
             {"oov": sanitizer.oov, "oov_token": sanitizer.oov_token,
              "bit_generator": sanitizer.bit_generator}, sanitizer.seed_sequence, share)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -142,7 +140,7 @@ def _stop(pool) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start(store_path, recipe, epsilon, options, seq, threads) -> None:
+def _start(store_path, recipe, options, seq, threads) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for name in ("DPSANITIZE_THREADS", *BLAS_VARIABLES):  # for pools loaded later (scipy's)
@@ -151,12 +149,10 @@ def _start(store_path, recipe, epsilon, options, seq, threads) -> None:
 
     threadpool_limits(threads)  # for the ones loaded already (numpy's)
     from .index import load_entry
-    from .mechanisms import create
     from .pipeline import Sanitizer
 
     global _sanitizer
-    name, mech_options = recipe
-    mechanism = create(name, epsilon=epsilon, store=load_entry(store_path), **mech_options)
+    mechanism = recipe.build(load_entry(store_path))
     _sanitizer = Sanitizer(mechanism, seed=seq, **options)
 
 

@@ -146,11 +146,12 @@ def test_truncation_delta_is_the_gamma_tail(eps, radius):
     --truncate-delta finds the same R back."""
     import math
 
-    mech = MultivariateLaplace(epsilon=eps, store=_five_dim_store(), truncate=radius)
+    mech = MultivariateLaplace(epsilon=eps, store=_five_dim_store(), truncate=radius, max_delta=1)
     lam = eps * radius
     poisson = sum(math.exp(-lam) * lam ** k / math.factorial(k) for k in range(5))
     assert mech.delta == pytest.approx(poisson, rel=1e-10)
-    back = MultivariateLaplace(epsilon=eps, store=_five_dim_store(), truncate_delta=mech.delta)
+    back = MultivariateLaplace(epsilon=eps, store=_five_dim_store(), truncate_delta=mech.delta,
+                               max_delta=1)
     assert back.truncate == pytest.approx(radius, rel=1e-8)
     assert "NOT pure metric DP" in back.privacy_statement()["guarantee"]
 
@@ -172,11 +173,11 @@ def test_truncated_radius_follows_the_conditioned_gamma_and_clipping_is_rejected
     R = 2.5  # delta = 0.44: a large truncation, so a wrong one shows
     def cdf(r):
         return gammainc(5, 2.0 * np.minimum(r, R)) / gammainc(5, 2.0 * R)
-    mech = MultivariateLaplace(epsilon=2.0, store=_five_dim_store(), truncate=R)
+    mech = MultivariateLaplace(epsilon=2.0, store=_five_dim_store(), truncate=R, max_delta=1)
     z = mech.noise(make_rng(6), 100_000)
     norms = np.linalg.norm(z, axis=1)
     assert norms.max() <= R and stats.kstest(norms, cdf).pvalue > ALPHA
-    bad = ClippedLaplace(epsilon=2.0, store=_five_dim_store(), truncate=R)
+    bad = ClippedLaplace(epsilon=2.0, store=_five_dim_store(), truncate=R, max_delta=1)
     assert stats.kstest(np.linalg.norm(bad.noise(make_rng(6), 100_000), axis=1), cdf).pvalue < ALPHA
 
 
@@ -189,13 +190,25 @@ def test_cli_truncation_options(runner, toy_embeddings, toy_cache, tmp_path):
     ok = run_cli(runner, ["run", "--mech", "laplace", "--eps", "3", "--truncate-delta", "1e-6",
                           "--report", str(rep), *toy, str(src), str(tmp_path / "o.txt")])
     assert ok.exit_code == 0, ok.stderr
-    privacy = json.loads(rep.read_text())["privacy"]
+    assert "APPROXIMATE guarantee, NOT pure DP: delta=1e-06" in ok.stderr  # the summary says so
+    report = json.loads(rep.read_text())
+    privacy = report["privacy"]
     assert "NOT pure metric DP" in privacy["guarantee"] and "deltas" in privacy["per_line_composition"]
+    assert report["guarantee"]["kind"] == "approximate-metric-dp"
+    assert report["guarantee"]["delta"] == pytest.approx(1e-6)
+    assert report["per_line_bound"]["worst_case_delta"] > 0
+    # a truncation that protects nothing is refused before any work, with the radius that would do
+    loose = run_cli(runner, ["run", "--mech", "laplace", "--eps", "3", "--truncate", "1", *toy,
+                             str(src), str(tmp_path / "o2.txt")])
+    assert loose.exit_code == 2 and "above --max-delta 0.05" in loose.stderr
+    assert "meets the limit" in loose.stderr and not (tmp_path / "o2.txt").exists()
     both = run_cli(runner, ["calibrate", "--mech", "laplace", "--eps", "3", "--truncate", "2",
                             "--truncate-delta", "0.1", *toy])
     assert both.exit_code == 2 and "not both" in both.stderr
     other = run_cli(runner, ["calibrate", "--mech", "tem", "--eps", "3", "--truncate", "2", *toy])
     assert other.exit_code == 2 and "does not apply" in other.stderr
     cal = json.loads(run_cli(runner, ["calibrate", "--mech", "laplace", "--eps", "3", "--truncate",
-                                      "2", "--json", *toy]).stdout)
+                                      "2", "--max-delta", "1", "--json", *toy]).stdout)
     assert cal["truncate"] == 2 and 0 < cal["delta"] < 1
+    # the truncated noise norm, not the untruncated n/eps
+    assert cal["expected_noise_norm"] < 2 < cal["untruncated_noise_norm"] == pytest.approx(8 / 3)

@@ -12,7 +12,7 @@ from dpsanitize.mechanisms import MECHANISMS, create, mechanism_class
 from dpsanitize.rng import make_rng
 
 ALL = ["gumbel", "laplace", "mahalanobis", "vickrey", "tem", "santext", "santext+", "custext",
-       "density", "density-mh"]
+       "density", "density-mh", "diffractor"]
 EPS = {"gumbel": 400.0}
 
 
@@ -27,7 +27,8 @@ def test_mechanisms_json_lists_all_of_them(runner):
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_mechanism_runs_validates_and_states(stat_store, name):
-    mech = create(name, epsilon=EPS.get(name, 3.0), store=stat_store)
+    mech = create(name, epsilon=EPS.get(name, 3.0), store=stat_store,
+                  experimental=name == "density-mh")
     out = mech.perturb(np.arange(12).repeat(10), make_rng(0))
     assert out.shape == (120,) and out.min() >= 0 and out.max() < 12
     assert mech.perturb(np.array([], dtype=np.int64), make_rng(0)).shape == (0,)
@@ -40,6 +41,33 @@ def test_every_mechanism_runs_validates_and_states(stat_store, name):
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(InvalidParameter):
             mechanism_class(name)(epsilon=bad, store=stat_store)
+
+
+def test_the_library_gates_experimental_mechanisms_and_warns(stat_store):
+    from dpsanitize.errors import PrivacyWarning
+    from dpsanitize.pipeline import Sanitizer
+
+    with pytest.raises(InvalidParameter, match="experimental"):
+        create("density-mh", epsilon=3.0, store=stat_store)
+    with pytest.raises(InvalidParameter, match="experimental"):
+        Sanitizer("density-mh", 3.0, store=stat_store)
+    with pytest.warns(PrivacyWarning, match="no formal guarantee"):
+        Sanitizer("density-mh", 3.0, store=stat_store, experimental=True)
+    with pytest.warns(PrivacyWarning, match="anyone who knows the seed"):
+        Sanitizer("tem", 3.0, store=stat_store, seed=1)
+    with pytest.warns(PrivacyWarning, match="unprotected"):
+        Sanitizer("tem", 3.0, store=stat_store, oov="keep")
+
+
+def test_recipes_rebuild_the_same_mechanism(stat_store):
+    import pickle
+
+    mech = create("vickrey", epsilon=7.0, store=stat_store, vickrey_t=0.25, decoder="exact")
+    recipe = pickle.loads(pickle.dumps(mech.recipe))
+    again = recipe.build(stat_store)
+    assert repr(again) == repr(mech) and again.guarantee == mech.guarantee
+    ids = np.arange(12).repeat(5)
+    assert (again.perturb(ids, make_rng(3)) == mech.perturb(ids, make_rng(3))).all()
 
 
 def test_cli_choices_match_the_library():

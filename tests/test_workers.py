@@ -102,7 +102,9 @@ def test_a_worker_process_gets_its_share_of_the_cpus(toy_store):
 
     from dpsanitize import workers
 
-    spec = (toy_store.path, ("laplace", {}), 3.0, {}, None, 1)
+    from dpsanitize.mechanisms import create
+
+    spec = (toy_store.path, create("laplace", epsilon=3.0, store=toy_store).recipe, {}, None, 1)
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=workers._start,
                              initargs=spec) as pool:
         assert pool.submit(_threads_here).result() == (1, 1)

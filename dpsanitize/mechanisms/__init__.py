@@ -21,6 +21,7 @@ MECHANISMS = {
     "custext": "custext:CusText",
     "density": "density:DensityExp",
     "density-mh": "density_mh:DensityMH",
+    "diffractor": "diffractor:Diffractor",
 }
 
 # Where epsilon does something, per word, on the default GloVe 6B 50d vocabulary of 100,000
@@ -40,6 +41,8 @@ EPSILON_GUIDE = {  # name: (range, what it does there)
     "density": ("1 to 8", "N_w 0.01 at 2, 0.60 at 4, 0.96 at 6"),
     "density-mh": ("as laplace (experimental, needs --experimental)",
                    "no formal guarantee: approximate sampling; every step scores all of W"),
+    "diffractor": ("0.1 to 6 (per list position, not Euclidean)",
+                   "N_w 0.05 at 0.1, 0.46 at 1, 0.96 at 4"),
 }
 
 
@@ -49,22 +52,30 @@ def mechanism_class(name: str):
     return getattr(import_module(f"{__name__}.{module}"), cls)
 
 
-def create(name: str, *, epsilon: float, store, **options):
+def create(name: str, *, epsilon: float, store, experimental: bool = False, **options):
     """Instantiate mechanism ``name``; options it does not take are an InvalidParameter.
 
-    Options whose value is None are ignored (not given on the command line).
+    Options whose value is None are ignored (not given on the command line). An experimental
+    mechanism (no formal guarantee) is refused unless ``experimental=True``, and then runs
+    with a :class:`..errors.PrivacyWarning`.
     """
     import inspect
+    import warnings
 
-    from ..errors import InvalidParameter
+    from ..errors import InvalidParameter, PrivacyWarning
 
     cls = mechanism_class(name)
+    if cls.experimental:
+        if not experimental:
+            raise InvalidParameter(f"--mech {name} is experimental (no formal guarantee: "
+                                   f"approximate sampling); add --experimental (experimental="
+                                   f"True) to run it")
+        warnings.warn(f"--mech {name} has no formal guarantee: approximate sampling",
+                      PrivacyWarning, stacklevel=2)
     given = {k: v for k, v in options.items() if v is not None}
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(k for k in given if k not in accepted)
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise InvalidParameter(f"{flags} does not apply to --mech {name}")
-    mechanism = cls(epsilon=epsilon, store=store, **given)
-    mechanism.recipe = (name, given)  # enough to build the same mechanism in another process
-    return mechanism
+    return cls(epsilon=epsilon, store=store, **given)

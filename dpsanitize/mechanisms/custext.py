@@ -24,6 +24,8 @@ import numpy as np
 
 from ..errors import InvalidParameter
 from ..geometry import dist64
+from .. import privacy
+from ..privacy import Guarantee, Metric
 from .base import Mechanism, open_uniform
 
 
@@ -70,9 +72,8 @@ class CusText(Mechanism):
     """
 
     name = "custext"
-    metric = False
     unit = "per word, between words of the same group (plain epsilon-DP)"
-    guarantee = ("{eps}-DP among the members of each group: Pr[M(w)=y] <= exp({eps})*Pr[M(w')=y] "
+    claim = ("{eps}-DP among the members of each group: Pr[M(w)=y] <= exp({eps})*Pr[M(w')=y] "
                  "for w, w' in the same group; different groups have disjoint outputs, so words "
                  "of different groups are not protected from each other")
     reference = "Chen et al., Findings of ACL 2023 (CusText)"
@@ -98,6 +99,24 @@ class CusText(Mechanism):
 
     def params(self) -> dict:
         return {"k": self.k, "groups": len(self.members)}
+
+    def make_guarantee(self) -> Guarantee:
+        group_of = self.group_of
+
+        def same_group(a, b):
+            return group_of[np.asarray(a)] == group_of[np.asarray(b)]
+
+        def distance(a, b):  # the discrete metric: 1 between two different words
+            return (np.asarray(a) != np.asarray(b)).astype(np.float64)
+
+        metric = Metric("groups", "discrete metric (1 between two different words of a group)",
+                        1.0, {"k": self.k}, distance=distance)
+        return Guarantee(privacy.WITHIN_GROUPS, self.epsilon, metric,
+                         self.claim.format(eps=f"{self.epsilon:g}"),
+                         "pairs of words of the same group", self.unit,
+                         reason="words of different groups have disjoint outputs: an output "
+                                "tells which group the input word came from, so pairs across "
+                                "groups have no bound", covered=same_group)
 
     def group_members(self, g: int) -> np.ndarray:
         row = self.members[g]

@@ -2,8 +2,9 @@
 
 Pr[y | w] = pi(y) exp(-eps d(w, y) / 2) / Z(w), Z(w) = sum_y pi(y) exp(-eps d(w, y) / 2), where pi
 is a Gaussian kernel density estimate of the embedding at phi(y), computed from W alone (public):
-outputs favour dense regions of the space, as in the density-aware perturbation of the seed
-paper (Xu et al., FLAIRS 2021).
+outputs favour dense regions of the space. The prior is this project's own construction, in the
+spirit of the density-aware idea of the seed paper (Xu et al., FLAIRS 2021), which reaches
+density awareness differently (truncated Gumbel noise on neighbour distances).
 
 Why it is eps*d metric DP for any public pi, and two lines suffice: for words w, w' and any y,
 the numerators differ by pi(y) exp(-eps d(w,y)/2) / (pi(y) exp(-eps d(w',y)/2)) <= exp(eps d(w,w')/2)
@@ -75,7 +76,10 @@ class DensityExp(Mechanism):
     """
 
     name = "density"
-    reference = "density-aware exponential mechanism (Xu et al., FLAIRS 2021: density prior)"
+    reference = ("this project's construction: the exponential mechanism (McSherry & Talwar, "
+                 "FOCS 2007) weighted by a public Gaussian KDE prior over W, in the spirit of "
+                 "the density-aware idea of Xu et al., FLAIRS 2021 (which uses truncated Gumbel "
+                 "noise, not this prior)")
 
     def __init__(self, *, epsilon: float, store, kde_bandwidth: float | None = None):
         super().__init__(epsilon=epsilon, store=store)

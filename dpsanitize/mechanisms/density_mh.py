@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Mechanism, check_range, open_uniform
+from .. import privacy
+from ..privacy import Guarantee
+from .base import Mechanism, check_range, euclidean_metric, open_uniform
 from .density import scott_bandwidth
 from .laplace import unit_directions
 
@@ -28,10 +30,10 @@ class DensityMH(Mechanism):
 
     name = "density-mh"
     unit = "no formal guarantee: approximate sampling (experimental)"
-    guarantee = ("no formal guarantee: approximate sampling (Metropolis-Hastings towards density "
-                 "pi(y) exp(-{eps} |y - phi(w)|), decoded to the nearest word)")
-    reference = "density-aware Laplace by Metropolis-Hastings (experimental)"
-    metric = True
+    claim = ("no formal guarantee: approximate sampling (Metropolis-Hastings towards density "
+             "pi(y) exp(-{eps} |y - phi(w)|), decoded to the nearest word)")
+    reference = ("this project's experimental construction: Laplace noise reweighted by a KDE "
+                 "prior, sampled by Metropolis-Hastings (no published mechanism)")
     experimental = True
 
     def __init__(self, *, epsilon: float, store, mh_steps: int = 20,
@@ -47,6 +49,12 @@ class DensityMH(Mechanism):
 
     def params(self) -> dict:
         return {"mh_steps": self.steps, "kde_bandwidth": float(self.bandwidth)}
+
+    def make_guarantee(self) -> Guarantee:
+        return Guarantee(privacy.NONE, self.epsilon, euclidean_metric(self.store),
+                         self.claim.format(eps=f"{self.epsilon:g}"), "no pair of words",
+                         self.unit, reason="the Metropolis-Hastings chain only approximates the "
+                                           "target law, so no bound is proven for any pair")
 
     def log_prior(self, y: np.ndarray, block: int = 4096) -> np.ndarray:
         """log pi(y) for points y (float64, a log-sum-exp over all of W)."""

@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import privacy
 from ..errors import CalibrationError, InvalidParameter
-from .base import Mechanism, open_uniform
+from ..privacy import Guarantee
+from .base import ALL_PAIRS, Mechanism, check_range, euclidean_metric, open_uniform
 
 # Below the epsilon where the expected noise radius is this many vocabulary diameters, every
 # pair of words is already indistinguishable to within exp(n * 1e-6), and float64 can no longer
 # tell the noisy point's neighbours apart: such an epsilon is refused rather than computed wrongly.
 MAX_NOISE_PER_DIAMETER = 1e6
+# The largest delta per word a truncation may cost unless the user raises it: beyond it the
+# output is too far (in total variation) from the private mechanism to call it one.
+DEFAULT_MAX_DELTA = 0.05
 
 
 def unit_directions(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -84,7 +89,7 @@ class MultivariateLaplace(Mechanism):
 
     def __init__(self, *, epsilon: float, store, decoder: str = "exact", search_k: int | None = None,
                  truncate: float | None = None, truncate_delta: float | None = None,
-                 device: str = "cpu"):
+                 max_delta: float = DEFAULT_MAX_DELTA, device: str = "cpu"):
         super().__init__(epsilon=epsilon, store=store)
         if decoder not in ("exact", "annoy"):
             raise InvalidParameter("decoder must be 'exact' or 'annoy'")
@@ -93,6 +98,8 @@ class MultivariateLaplace(Mechanism):
             raise InvalidParameter("search_k must be >= 1")
         self.decoder, self.search_k = decoder, search_k
         self.dim = store.vocab.dim
+        self.max_delta = check_range("--max-delta", max_delta, 0.0, 1.0)
+        self.truncate, self.delta = None, 0.0
         self.truncate, self.delta = self._truncation(truncate, truncate_delta)
         low = self.smallest_epsilon()
         if self.epsilon < low:
@@ -106,8 +113,6 @@ class MultivariateLaplace(Mechanism):
     def _truncation(self, radius, delta):
         """(R, delta) from either one; (None, 0.0) without truncation."""
         from scipy import stats
-
-        from .base import check_range
 
         if radius is not None and delta is not None:
             raise InvalidParameter("give --truncate or --truncate-delta, not both")
@@ -125,13 +130,26 @@ class MultivariateLaplace(Mechanism):
         if not (radius > 0 and delta < 1):
             raise InvalidParameter("the truncation keeps no noise at this epsilon; use a larger "
                                    "--truncate or a smaller --truncate-delta")
+        if delta > self.max_delta:
+            raise InvalidParameter(
+                f"--truncate {radius:.6g} at --eps {self.epsilon:g} gives delta = {delta:.3g} "
+                f"per word, above --max-delta {self.max_delta:g}: the output would be that far "
+                f"(in total variation) from the private mechanism. --truncate "
+                f"{float(law.isf(self.max_delta)):.6g} or more meets the limit (or raise "
+                f"--max-delta if you accept a larger delta)")
         self.name = "laplace (truncated)"
-        self.guarantee = (
-            "NOT pure metric DP: the noise radius is truncated at R = " + f"{radius:.6g}" +
-            ", so the output is delta = Pr[Gamma(n, 1/{eps}) > R] = " + f"{delta:.3g}" +
-            " away (total variation) from the {eps}-metric-DP Laplace mechanism, and two words at "
-            "distance d are ({eps}*d, exp({eps}*d)*delta/(1-delta))-indistinguishable")
         return radius, delta
+
+    def make_guarantee(self) -> Guarantee:
+        if self.truncate is None:
+            return super().make_guarantee()
+        eps = f"{self.epsilon:g}"
+        claim = (f"NOT pure metric DP: the noise radius is truncated at R = {self.truncate:.6g}, "
+                 f"so the output is delta = Pr[Gamma(n, 1/{eps}) > R] = {self.delta:.3g} away "
+                 f"(total variation) from the {eps}-metric-DP Laplace mechanism, and two words "
+                 f"at distance d are ({eps}*d, exp({eps}*d)*delta/(1-delta))-indistinguishable")
+        return Guarantee(privacy.APPROXIMATE, self.epsilon, euclidean_metric(self.store), claim,
+                         ALL_PAIRS, self.unit, delta=self.delta)
 
     @property
     def noise_gain(self) -> float:
@@ -143,12 +161,25 @@ class MultivariateLaplace(Mechanism):
         return self.dim * self.noise_gain / (MAX_NOISE_PER_DIAMETER * self.store.d_max)
 
     def params(self) -> dict:
-        extra = {"truncate": self.truncate, "delta": self.delta} if self.truncate else {}
+        extra = {"truncate": self.truncate, "delta": self.delta,
+                 "max_delta": self.max_delta} if self.truncate else {}
         return {"decoder": self.decoder, **extra}
 
     def calibration(self) -> dict:
-        return {**super().calibration(), "dim": self.dim, "epsilon_min": self.smallest_epsilon(),
-                "expected_noise_norm": self.dim / self.epsilon}
+        info = {**super().calibration(), "dim": self.dim, "epsilon_min": self.smallest_epsilon(),
+                "expected_noise_norm": self.expected_radius()}
+        if self.truncate is not None:
+            info["untruncated_noise_norm"] = self.dim / self.epsilon
+        return info
+
+    def expected_radius(self) -> float:
+        """E[r]: n/eps, or E[r | r <= R] = (n/eps) P(n+1, eps R) / P(n, eps R) when truncated."""
+        if self.truncate is None:
+            return self.dim / self.epsilon
+        from scipy.special import gammainc
+
+        x = self.epsilon * self.truncate
+        return self.dim / self.epsilon * float(gammainc(self.dim + 1, x) / gammainc(self.dim, x))
 
     def radii(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n noise radii: Gamma(dim, 1/eps), conditioned on <= R when truncated (by the

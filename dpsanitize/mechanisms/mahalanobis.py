@@ -17,20 +17,57 @@ regularized Mahalanobis metric." PrivateNLP workshop at EMNLP 2020, Algorithm 1.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-from .base import check_range
+from .. import privacy
+from ..privacy import Guarantee, Metric
+from .base import ALL_PAIRS, check_range
 from .laplace import MultivariateLaplace, unit_directions
+
+log = logging.getLogger("dpsanitize")
 
 
 def regularized_sqrt(x: np.ndarray, lam: float) -> np.ndarray:
     """(lam Sigma + (1 - lam) I)^(1/2), Sigma = cov(x) scaled to trace = dim."""
     x = np.asarray(x, dtype=np.float64)
-    cov = np.cov(x, rowvar=False)
+    cov = np.atleast_2d(np.cov(x, rowvar=False))
     cov *= x.shape[1] / np.trace(cov)
     m = lam * cov + (1.0 - lam) * np.eye(x.shape[1])
     vals, vecs = np.linalg.eigh(m)
     return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+def whitening(x: np.ndarray, lam: float) -> np.ndarray:
+    """(lam Sigma + (1 - lam) I)^(-1/2): d_RM(u - v) = |(u - v) @ whitening|, Euclidean."""
+    x = np.asarray(x, dtype=np.float64)
+    cov = np.atleast_2d(np.cov(x, rowvar=False))
+    cov *= x.shape[1] / np.trace(cov)
+    vals, vecs = np.linalg.eigh(lam * cov + (1.0 - lam) * np.eye(x.shape[1]))
+    return (vecs / np.sqrt(vals)) @ vecs.T
+
+
+def mahalanobis_metric(store, lam: float) -> Metric:
+    """d_RM between word vectors, with its exact diameter over W (computed once per index and
+    lambda, cached beside it: the whitened vectors' largest Euclidean distance, float64)."""
+    from ..geometry import dist64, max_distance
+
+    t = whitening(store.vocab.vectors, lam)
+
+    def compute():
+        log.info("mahalanobis: the diameter of W in d_RM at lam %g (one-off, cached)", lam)
+        d, pair = max_distance(np.asarray(store.vocab.vectors, dtype=np.float64) @ t)
+        return {"diameter": np.array([d]), "pair": np.array(pair)}
+
+    diameter = float(store.derived(f"mahalanobis-diameter-{lam:.17g}", compute)["diameter"][0])
+
+    def distance(a, b):
+        x = store.vocab.vectors
+        return dist64(x[np.asarray(a)] @ t, x[np.asarray(b)] @ t)
+
+    return Metric("mahalanobis", "regularised Mahalanobis distance d_RM between word vectors",
+                  diameter, {"lam": lam}, distance=distance)
 
 
 class Mahalanobis(MultivariateLaplace):
@@ -46,8 +83,8 @@ class Mahalanobis(MultivariateLaplace):
 
     name = "mahalanobis"
     unit = "per word, per unit of regularised Mahalanobis distance between word vectors"
-    guarantee = ("{eps}-metric-DP in d_RM(x) = sqrt(x^T (lam Sigma + (1-lam) I)^-1 x): "
-                 "Pr[M(w)=y] <= exp({eps}*d_RM(phi(w)-phi(w')))*Pr[M(w')=y]")
+    claim = ("{eps}-metric-DP in d_RM(x) = sqrt(x^T (lam Sigma + (1-lam) I)^-1 x): "
+             "Pr[M(w)=y] <= exp({eps}*d_RM(phi(w)-phi(w')))*Pr[M(w')=y]")
     reference = "Xu et al., PrivateNLP 2020 (regularised Mahalanobis)"
 
     def __init__(self, *, epsilon: float, store, lam: float = 0.2, decoder: str = "exact",
@@ -63,6 +100,10 @@ class Mahalanobis(MultivariateLaplace):
 
     def params(self) -> dict:
         return {"lam": self.lam, "decoder": self.decoder}
+
+    def make_guarantee(self) -> Guarantee:
+        return Guarantee(privacy.METRIC_DP, self.epsilon, mahalanobis_metric(self.store, self.lam),
+                         self.claim.format(eps=f"{self.epsilon:g}"), ALL_PAIRS, self.unit)
 
     def noise(self, rng: np.random.Generator, n: int) -> np.ndarray:
         radius = rng.gamma(self.dim, 1.0 / self.epsilon, n)

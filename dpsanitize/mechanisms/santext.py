@@ -25,7 +25,9 @@ import logging
 import numpy as np
 
 from ..errors import InvalidParameter
-from .base import Mechanism, check_range
+from .. import privacy
+from ..privacy import Guarantee
+from .base import Mechanism, check_range, euclidean_metric
 from .sampling import ExpSampler
 
 log = logging.getLogger("dpsanitize")
@@ -69,10 +71,11 @@ class SanTextPlus(Mechanism):
     """
 
     name = "santext+"
-    guarantee = ("{eps}-metric-DP between two sensitive words (Euclidean distance); an output in "
-                 "the sensitive set bounds a non-sensitive and a sensitive input by "
-                 "exp({eps}*d + ln(1/p)); a non-sensitive word is released unchanged with "
-                 "probability 1-p, so non-sensitive words carry no guarantee of their own")
+    unit = "per word, per unit of Euclidean distance, between two sensitive words only"
+    claim = ("{eps}-metric-DP between two sensitive words only (Euclidean distance): "
+             "Pr[M(w)=y] <= exp({eps}*d(w,w'))*Pr[M(w')=y] when w and w' are both sensitive; a "
+             "non-sensitive word is released unchanged with probability 1-p and only a "
+             "non-sensitive word can be, so pairs with a non-sensitive word have no bound")
     reference = "Yue et al., Findings of ACL 2021 (SanText+)"
 
     def __init__(self, *, epsilon: float, store, santext_sensitive: float = 0.9,
@@ -95,6 +98,21 @@ class SanTextPlus(Mechanism):
     def params(self) -> dict:
         return {"sensitive_fraction": self.sensitive, "p": self.p,
                 "first_sensitive_rank": self.first_sensitive}
+
+    def make_guarantee(self) -> Guarantee:
+        first = self.first_sensitive
+
+        def both_sensitive(a, b):
+            return (np.asarray(a) >= first) & (np.asarray(b) >= first)
+
+        covers = (f"pairs of sensitive words (the {self.vocab_size - first} least frequent "
+                  f"words of W, ranks {first} and up)")
+        return Guarantee(privacy.CONDITIONAL, self.epsilon, euclidean_metric(self.store),
+                         self.claim.format(eps=f"{self.epsilon:g}"), covers, self.unit,
+                         reason="a non-sensitive word is kept with probability 1-p while a "
+                                "sensitive word never outputs a non-sensitive one, so a line "
+                                "with a non-sensitive word has no finite bound",
+                         covered=both_sensitive)
 
     def perturb(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)

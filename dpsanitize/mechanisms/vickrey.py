@@ -55,7 +55,10 @@ class Vickrey(Mechanism):
             self.base = MultivariateLaplace(**common)
         else:
             raise InvalidParameter("--vickrey-base must be 'laplace' or 'mahalanobis'")
-        self.unit, self.guarantee = self.base.unit, self.base.guarantee
+        self.unit, self.claim = self.base.unit, self.base.claim
+
+    def make_guarantee(self):
+        return self.base.guarantee  # post-processing of the base's noisy vector
 
     def params(self) -> dict:
         return {"t": self.t, "base": self.base.name, **self.base.params()}
