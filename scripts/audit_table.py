@@ -25,6 +25,7 @@ GRIDS = {
     "santext+": [1, 2, 3, 4, 6, 10],
     "custext": [1, 2, 4, 8, 16],
     "density": [1, 2, 3, 4, 6, 10],
+    "diffractor": [0.1, 0.5, 1, 2, 4, 6],  # list metric: not comparable with the Euclidean eps
 }
 FLOOR_FACTORS = [1.05, 1.5, 2, 3, 5, 10]
 
