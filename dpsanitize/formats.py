@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 from .errors import InputDataError, InvalidParameter
 
-FORMATS = ("auto", "text", "csv", "tsv", "jsonl")
-EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = ("auto", "text", "csv", "tsv", "jsonl", "parquet")
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+              ".parquet": "parquet", ".pq": "parquet"}
 
 
 def detect(path: str, fmt: str = "auto") -> str:
@@ -43,12 +44,18 @@ def make_format(name: str, columns=(), header: bool = True):
     """A record format for ``name`` (None for plain text), validated against its columns."""
     if name == "text":
         if columns:
-            raise InvalidParameter("--column needs --format csv, tsv or jsonl (or an input "
-                                   "named *.csv, *.tsv, *.jsonl)")
+            raise InvalidParameter("--column needs --format csv, tsv, jsonl or parquet (or an "
+                                   "input named *.csv, *.tsv, *.jsonl, *.parquet)")
         return None
     if not columns:
         raise InvalidParameter(f"--format {name} needs at least one --column (the text to "
                                f"sanitize); every other column is kept as it is")
+    if name == "parquet":
+        if not header:
+            raise InvalidParameter("--no-header applies to csv and tsv only")
+        from .parquet import ParquetFormat
+
+        return ParquetFormat(tuple(columns))
     if name == "jsonl":
         if not header:
             raise InvalidParameter("--no-header applies to csv and tsv only")
