@@ -9,7 +9,9 @@ Example::
 
 __version__ = "0.3.0"
 
-__all__ = ["Sanitizer", "__version__"]
+__all__ = ["Sanitizer", "__version__", "batch_function", "sanitize_arrow", "sanitize_frame"]
+
+_FRAMES = ("batch_function", "sanitize_arrow", "sanitize_frame")
 
 
 def __getattr__(name):
@@ -18,4 +20,8 @@ def __getattr__(name):
         from .pipeline import Sanitizer
 
         return Sanitizer
+    if name in _FRAMES:  # Arrow tables, pandas frames, datasets.map (dpsanitize.frames)
+        from . import frames
+
+        return getattr(frames, name)
     raise AttributeError(name)
