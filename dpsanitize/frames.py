@@ -237,14 +237,36 @@ def _replace(arr, rest, values):
     if not rest:
         t = arr.type
         if pa.types.is_dictionary(t):
-            return pa.array(values, type=t.value_type).dictionary_encode().cast(t)
-        return pa.array(values, type=t)
+            return string_array(values, t.value_type).dictionary_encode().cast(t)
+        return string_array(values, t)
     t = arr.type
     k = t.get_field_index(rest[0])
     children = [arr.field(i) for i in range(t.num_fields)]
     children[k] = _replace(arr.flatten()[k], rest[1:], values)
     mask = arr.is_null() if arr.null_count else None
     return pa.StructArray.from_arrays(children, fields=list(t), mask=mask)
+
+
+def string_array(values: list, t):
+    """An Arrow array of type ``t`` (string, large_string or string_view) from Python strings
+    and Nones, built from buffers (``pa.array`` would import pandas to inspect a list)."""
+    import pyarrow as pa
+
+    n = len(values)
+    encoded = [b"" if v is None else v.encode("utf-8", "surrogatepass") for v in values]
+    data = b"".join(encoded)
+    large = pa.types.is_large_string(t)
+    if not large and len(data) >= 2**31:  # too long for 32-bit offsets: let pyarrow decide
+        return pa.array(values, type=t)
+    offsets = np.zeros(n + 1, dtype=np.int64 if large else np.int32)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=n), out=offsets[1:])
+    null = np.fromiter((v is None for v in values), dtype=bool, count=n)
+    nulls = int(null.sum())
+    validity = pa.py_buffer(np.packbits(~null, bitorder="little")) if nulls else None
+    base = pa.large_string() if large else pa.string()
+    arr = pa.Array.from_buffers(base, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                null_count=nulls)
+    return arr if t == base else arr.cast(t)
 
 
 def sanitize_arrow(table, columns, *, sanitizer=None, start: int = 0, stream=None,

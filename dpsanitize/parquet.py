@@ -1,8 +1,9 @@
 """``--format parquet``: sanitize string columns of a Parquet file, row group by row group.
 
 A block is one row group: it is read alone (memory is bounded by a row group, not the file),
-its named columns are rewritten in one vectorised mechanism call with the block's own random
-stream (row group i of an input is block i, as for text), and it is written as one row group of
+its named columns are rewritten with the block's own random stream (row group i of an input is
+block i, as for text), in vectorised mechanism calls of about 256 Ki characters of rows each
+(the stream consumed in row order), and it is written as one row group of
 the output through pyarrow's ``ParquetWriter`` into the job's atomic output (a temporary file,
 renamed into place only when the whole file is written). The output keeps the Arrow schema
 (types, nullability, field metadata), every other column's values, the number and sizes of the
@@ -33,6 +34,7 @@ EXTENSIONS = (".parquet", ".pq")
 _CODECS = {"UNCOMPRESSED": "none", "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli",
            "ZSTD": "zstd", "LZ4": "lz4", "LZ4_RAW": "lz4"}
 _DICTIONARY = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+SLICE_CHARS = 1 << 18  # text per mechanism call, as a block of text input (pipeline.BLOCK_BYTES)
 
 
 @dataclass(frozen=True)
@@ -241,9 +243,33 @@ class ParquetFormat:
         table = _read_span(data, at) if isinstance(data, RowGroupSpan) else data
         counts = Counters(bytes=at.size)
         values = [column_values(table, p) for p in self.paths]
-        new = rewrite_values(sanitizer, values, sanitizer.chunk_rng(index), counts)
-        counts.lines = max(counts.lines, table.num_rows)  # a row group with no named values
+        rng = sanitizer.chunk_rng(index)
+        new = [[] for _ in values]
+        for lo, hi in row_slices(values, SLICE_CHARS):  # one stream, consumed in row order
+            part = rewrite_values(sanitizer, [col[lo:hi] for col in values], rng, counts)
+            for c, col in enumerate(part):
+                new[c].extend(col)
         return replace_columns(table, self.paths, new), counts
+
+
+def row_slices(values: list[list], limit: int):
+    """``(lo, hi)`` row ranges of about ``limit`` characters of text each (at least one row):
+    a large row group goes through the mechanism piece by piece, as text goes by blocks."""
+    import numpy as np
+
+    n = len(values[0]) if values else 0
+    if n == 0:
+        return [(0, 0)]
+    size = np.zeros(n, dtype=np.int64)
+    for col in values:
+        size += np.fromiter((len(v) if isinstance(v, str) else 0 for v in col), dtype=np.int64,
+                            count=n)
+    total = np.cumsum(size)
+    if total[-1] <= limit:
+        return [(0, n)]
+    ends = np.searchsorted(total, np.arange(limit, total[-1], limit), side="left") + 1
+    bounds = sorted({0, *np.minimum(ends, n).tolist(), n})
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class _RowGroups:

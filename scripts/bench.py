@@ -11,6 +11,7 @@ Python loop that tokenizes the same file and writes it back unchanged.
                             [--workers 1,2]
     python scripts/bench.py --long-line-mb 10 --mechs gumbel    # one 10 MB line: peak memory
     python scripts/bench.py --formats text,csv,jsonl             # the same words as CSV, JSONL
+    python scripts/bench.py --formats text,parquet,parquet-1rg   # Parquet: 10 row groups vs 1
     python scripts/bench.py --files 200 --workers 1,2            # the same lines as 200 files
     python scripts/bench.py --engines local,dask --workers 2     # Dask local cluster vs processes
     python scripts/bench.py --mechs laplace --run-args "--device cuda"   # more run options
@@ -127,7 +128,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=0,
                     help="also: the same lines split into this many files, run with --output-dir")
     ap.add_argument("--formats", default="text",
-                    help="text,csv,jsonl: the same lines as a CSV column / JSON field")
+                    help="text,csv,jsonl,parquet,parquet-1rg: the same lines as a CSV column / "
+                         "JSON field / Parquet column (10 row groups; parquet-1rg: one)")
     ap.add_argument("--run-args", default="", help="more run options, e.g. '--device cuda'")
     ap.add_argument("--long-line-mb", type=float, default=0,
                     help="instead: one line of this many MB, and the peak memory it costs")
@@ -169,7 +171,7 @@ def main() -> None:
                     common += ["-r", "--output-dir", os.path.join(tmp, "out-files")]
                     out0 = out1 = []
                 else:
-                    open(blank, "w").close()
+                    empty_input(fmt, blank)
                     out0, out1 = [os.path.join(tmp, "o0" + ext)], [os.path.join(tmp, "o1" + ext)]
                 startup = min(timed_run(["run", *common, blank, *out0], cores)[0]
                               for _ in range(args.repeat))
@@ -214,6 +216,11 @@ def structured(src: str, tmp: str, formats: list[str]) -> list[tuple[str, str, l
         if fmt == "text":
             out.append(("text", src, []))
             continue
+        if fmt.startswith("parquet"):
+            path = os.path.join(tmp, f"in-{fmt}.parquet")
+            write_parquet(path, lines, row_groups=1 if fmt == "parquet-1rg" else 10)
+            out.append((fmt, path, ["--column", "text"]))
+            continue
         path = os.path.join(tmp, f"in.{fmt}")
         with open(path, "w", encoding="utf-8", newline="") as f:
             if fmt == "csv":
@@ -225,6 +232,26 @@ def structured(src: str, tmp: str, formats: list[str]) -> list[tuple[str, str, l
                              for i, line in enumerate(lines))
         out.append((fmt, path, ["--column", "text"]))
     return out
+
+
+def write_parquet(path: str, lines: list[str], row_groups: int) -> None:
+    """The lines as the 'text' column beside an id and a label, in ``row_groups`` row groups
+    (snappy, pyarrow's default)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": pa.array(range(len(lines)), pa.int64()),
+                      "text": pa.array(lines, pa.string()),
+                      "label": pa.array([i % 2 for i in range(len(lines))], pa.int8())})
+    pq.write_table(table, path, row_group_size=max(1, -(-len(lines) // row_groups)))
+
+
+def empty_input(fmt: str, path: str) -> None:
+    """An input with no records, for the start-up time."""
+    if fmt.startswith("parquet"):
+        write_parquet(path, [], 1)
+    else:
+        open(path, "w").close()
 
 
 def long_line(args, eps: dict, cache: str, tmp: str) -> None:

@@ -280,3 +280,28 @@ def test_dask_engine_matches_local(runner, toy, toy_embeddings, tmp_path):
         assert res.exit_code == 0, res.stderr
         outs.append(pq.read_table(dst))
     assert outs[0].equals(outs[1])
+
+
+def test_a_large_row_group_goes_through_in_slices(runner, toy, toy_store, toy_embeddings,
+                                                  tmp_path, monkeypatch):
+    """Slices of a row group share its stream, consumed in row order: the output is what
+    rewriting the slices one after the other with that stream gives."""
+    import dpsanitize.parquet as dp
+
+    monkeypatch.setattr(dp, "SLICE_CHARS", 100)
+    table = make_table(toy_embeddings[1], n=40)
+    src = write(table, tmp_path / "in.parquet", row_group_size=40)
+    dst = tmp_path / "out.parquet"
+    res = run_cli(runner, ["run", *MECH, *toy, "--column", "text", src, str(dst)])
+    assert res.exit_code == 0, res.stderr
+    values = [table.column("text").to_pylist()]
+    slices = dp.row_slices(values, 100)
+    assert len(slices) > 5 and slices[0][0] == 0 and slices[-1][1] == 40
+    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:]))
+    s = Sanitizer("tem", 0.05, store=toy_store, seed=7)
+    rng = s.chunk_rng(0)
+    expected = []
+    for lo, hi in slices:
+        records = [[v] if v is not None else [] for v in values[0][lo:hi]]
+        expected += [r[0] if r else None for r in s.rewrite_records(records, rng, Counters())]
+    assert pq.read_table(dst).column("text").to_pylist() == expected
