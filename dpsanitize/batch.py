@@ -219,8 +219,25 @@ class _Failed:
     error: BaseException
 
 
+def open_ledger(path, budget, jobs, decisions, guarantee):
+    """The privacy ledger of ``path`` (None without one), after refusing (OverBudget) a run
+    that would take an input over ``budget``; the inputs to sanitize get their SHA-256."""
+    if not path:
+        return None
+    from .ledger import Ledger
+
+    ledger = Ledger(path)
+    todo = [job for job in jobs if decisions[job.rel] == "run"]
+    for job in todo:
+        if not job.sha256:
+            job.sha256, job.size = checksum(job.src)
+    ledger.check([(job.src, job.sha256) for job in todo], guarantee, budget)
+    return ledger
+
+
 def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: bool,
-                  manifest: Manifest | None = None, fingerprint: str = "", named_streams=True,
+                  manifest: Manifest | None = None, ledger=None, fingerprint: str = "",
+                  named_streams=True,
                   progress=None, encoding: str = "utf-8", workers: int = 1, client=None,
                   **read_options) -> list[dict]:
     """Sanitize each job whose decision is "run", each output written atomically.
@@ -273,6 +290,9 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                     done.close()  # publishes the output
                     sanitizer.counters.add(counts)
                     note(current, "done", 0)
+                    if ledger is not None:
+                        ledger.record(current.src, current.sha256, sanitizer.mechanism.name,
+                                      sanitizer.mechanism.guarantee)
                     rows[current.rel].update(status="sanitized", counts=asdict(counts))
                     current = None
                 elif isinstance(item, _Failed):

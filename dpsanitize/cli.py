@@ -39,7 +39,8 @@ Exit codes:
   0   success            65  bad input data (encoding, line too long)
   2   usage error        66  missing input          73  cannot create output
   70  internal error     74  I/O error while writing
-  75  locked (retry)     78  bad embeddings, index or config
+  75  locked (retry)     77  over the privacy --budget
+  78  bad embeddings, index or config
   130 SIGINT  143 SIGTERM  141 broken pipe
 """
 
@@ -343,6 +344,14 @@ def _check_oov_token(ctx, param, value):
                    "time, exit status). A re-run skips finished, unchanged inputs, refuses "
                    "(exit 73) an input that changed since unless --force, and resumes after a "
                    "crash. Keep it with the input, not with the output.")
+@click.option("--ledger", type=click.Path(dir_okay=False),
+              help="JSON-lines privacy ledger: every release of an input (its SHA-256, "
+                   "mechanism, guarantee kind, eps, delta, metric, time) is appended; "
+                   "`dpsanitize ledger show` prints the totals. Also a `ledger` key in --config.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True),
+              help="With --ledger: refuse (exit 77, before any work) a run that would take an "
+                   "input's total eps in the run's metric over this (basic composition; other "
+                   "metrics are listed apart, never added).")
 @click.option("--oov", type=click.Choice(["mask", "random", "keep"]), default="mask",
               show_default=True,
               help="Out-of-vocabulary words (names, identifiers): a placeholder, a uniform "
@@ -381,8 +390,8 @@ def _check_oov_token(ctx, param, value):
                    "cluster of --workers processes.")
 @quiet_option
 def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header, output_dir,
-        recursive, manifest, oov, oov_token, seed, force, report, progress, encoding,
-        max_line_bytes, lock, workers, engine, scheduler):
+        recursive, manifest, ledger, budget, oov, oov_token, seed, force, report, progress,
+        encoding, max_line_bytes, lock, workers, engine, scheduler):
     """Sanitize INPUT into OUTPUT word by word. "-" means stdin / stdout.
 
     Only words change: spaces, punctuation and line endings are copied byte for byte (in CSV,
@@ -396,12 +405,15 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
         dpsanitize run --eps 120 --column review reviews.csv reviews.clean.csv
         dpsanitize run --eps 120 -r --output-dir clean/ --manifest m.jsonl logs/
     """
-    from .batch import Job, Manifest, decide, expand, formats_for, options_fingerprint, sanitize_jobs
+    from .batch import (Job, Manifest, decide, expand, formats_for, open_ledger,
+                        options_fingerprint, sanitize_jobs)
+    from .ledger import check_budget
     from .io import atomic_output, check_output_path, default_lock_path, output_lock
     from .pipeline import Sanitizer
 
     if scheduler and engine != "dask":
         raise click.UsageError("--scheduler needs --engine dask")
+    check_budget(budget, ledger)
     if output_dir is None:
         if len(paths) != 2:
             raise click.UsageError("give INPUT OUTPUT, or INPUT... --output-dir DIR")
@@ -418,7 +430,10 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
         raise click.UsageError("--report - needs OUTPUT to be a file (stdout carries the text)")
     if manifest and any("-" in (j.src, j.dst) for j in jobs):
         raise click.UsageError("--manifest needs files, not stdin or stdout")
-    roles = {"--report": report, "--lock": lock, "--manifest": manifest}
+    if ledger and any(j.src == "-" for j in jobs):
+        raise click.UsageError("--ledger needs input files (it records their SHA-256 before "
+                               "any work), not stdin")
+    roles = {"--report": report, "--lock": lock, "--manifest": manifest, "--ledger": ledger}
     for job in jobs:
         _check_distinct({"INPUT": job.src, "OUTPUT": job.dst, **roles})
     formats = _library(formats_for, jobs, fmt_name, columns, header=not no_header,
@@ -442,12 +457,14 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
             "oov_token": oov_token, "vocabulary": mechanism.store.manifest["key"],
             "format": fmt_name, "columns": list(columns), "header": not no_header,
             "encoding": encoding})
-        ledger = Manifest(manifest) if manifest else None
-        decisions = decide(jobs, ledger, fingerprint, force)  # every refusal before any work
+        book = Manifest(manifest) if manifest else None
+        decisions = decide(jobs, book, fingerprint, force)  # every refusal before any work
+        releases = open_ledger(ledger, budget, jobs, decisions, mechanism.guarantee)
         report_out = stack.enter_context(atomic_output(report, force=force)) if report else None
         client = _dask_client(stack, scheduler, max(workers, 2)) if engine == "dask" else None
         results = sanitize_jobs(
-            sanitizer, jobs, formats=formats, decisions=decisions, force=force, manifest=ledger,
+            sanitizer, jobs, formats=formats, decisions=decisions, force=force, manifest=book,
+            ledger=releases,
             fingerprint=fingerprint, named_streams=output_dir is not None,
             progress=lambda job: _progress_bar(job, progress), encoding=encoding,
             max_line_bytes=max_line_bytes, workers=workers, client=client)
@@ -458,7 +475,7 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
             report_out.write(json.dumps(summary, indent=1).encode() + b"\n")
     done = sum(r["status"] == "sanitized" for r in results)
     prefix = f"{done} of {len(results)} files sanitized ({len(results) - done} skipped); " \
-        if output_dir is not None or ledger is not None else ""
+        if output_dir is not None or book is not None else ""
     log.info("%s%s", prefix, _summary_line(summary))
 
 
@@ -491,7 +508,8 @@ def _check_distinct(paths: dict) -> None:
     """Refuse two roles for one file (a report written over the input, say): a usage error."""
     from .io import same_file
 
-    named = [(role, p) for role, p in paths.items() if p and p != "-"]
+    named = [(role, p) for role, p in paths.items()
+             if p and (p != "-" or role == "INPUT")]  # stdin may be a file too
     for i, (role_a, a) in enumerate(named):
         for role_b, b in named[i + 1:]:
             if same_file(a, b):
@@ -529,6 +547,48 @@ def _summary_line(r: dict) -> str:
             f"{r['epsilon_unit']}; {summary_phrase(r['guarantee'])}; "
             f"max {c['max_words_per_line']} words/line; "
             f"{r['elapsed_seconds']:.1f} s, {_human(r['words_per_second'] or 0)} words/s")
+
+
+# --------------------------------------------------------------------------------------------
+# ledger
+
+
+@cli.group()
+def ledger():
+    """Read a privacy ledger written by `run --ledger`.
+
+    \b
+    Example:
+        dpsanitize ledger show releases.jsonl
+    """
+
+
+@ledger.command("show")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="A JSON list on stdout.")
+def ledger_show(path, as_json):
+    """Totals per input: releases, and eps and delta summed per metric (never across metrics).
+
+    \b
+    Example:
+        dpsanitize ledger show releases.jsonl --json
+    """
+    from .errors import MissingInputError
+    from .ledger import Ledger
+
+    if not os.path.isfile(path):
+        raise MissingInputError(f"no ledger at {path}")
+    rows = Ledger(path).totals()
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['sha256'][:16]}  {r['releases']} releases  {', '.join(r['inputs'])}")
+        for metric, m in r["by_metric"].items():
+            click.echo(f"    {metric:<28} eps {m['epsilon']:g}  delta {m['delta']:.3g}  "
+                       f"({m['releases']} releases)")
+        if r["no_guarantee_releases"]:
+            click.echo(f"    {r['no_guarantee_releases']} releases with no formal guarantee")
 
 
 # --------------------------------------------------------------------------------------------
@@ -844,6 +904,156 @@ def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_js
         click.echo(f"{r['word']:<{width}}  {r['N_w']:7.4f}  {r['S_w']:6d}")
     click.echo(f"{'mean':<{width}}  {result['mean_N_w']:7.4f}  {result['mean_S_w']:6.1f}"
                f"   ({mech}, eps={eps:g} per word, {draws} draws per word)")
+
+
+# --------------------------------------------------------------------------------------------
+# attack, tune (measured privacy: dpsanitize.attack)
+
+
+def prior_options(f):
+    """--prior FILE [--column C] [--format F] [--no-header] and --words D, handed to the command
+    as ``load_prior(store)``."""
+    options = [
+        click.option("--prior", "prior_path", type=click.Path(exists=True, dir_okay=False),
+                     help="Text whose word frequencies the attacker knows, read as `run` reads "
+                          "it. Default: the first --words vocabulary ids, pi(i) ~ 1/(i+1)."),
+        click.option("--column", "prior_columns", multiple=True,
+                     help="The column (CSV/TSV) or field (JSON lines) of --prior holding text "
+                          "(repeatable)."),
+        click.option("--format", "prior_format", type=click.Choice(["auto", "text", "csv", "tsv",
+                                                                    "jsonl"]),
+                     default="auto", show_default=True,
+                     help="Format of --prior (auto: by extension)."),
+        click.option("--no-header", "prior_no_header", is_flag=True,
+                     help="--prior (CSV/TSV) has no header row; name columns by number."),
+        click.option("--words", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="The attacker's domain: the D most frequent words of the prior."),
+    ]
+
+    @functools.wraps(f)
+    def wrapper(*args, prior_path, prior_columns, prior_format, prior_no_header, words,
+                **kwargs):
+        def load_prior(store):
+            from .attack import load_prior as load
+
+            return load(prior_path, store, words, fmt=prior_format, columns=prior_columns,
+                        header=not prior_no_header)
+
+        return f(*args, load_prior=load_prior, **kwargs)
+
+    return _apply(options, wrapper)
+
+
+def attack_options(f):
+    """--draws, --method, --seed, --json, --progress of attack and tune."""
+    options = [
+        click.option("--draws", type=click.IntRange(min=4), default=1000, show_default=True,
+                     help="Sampled method: draws per domain word (half fit the attack, half "
+                          "measure it)."),
+        click.option("--method", type=click.Choice(["auto", "exact", "sampled"]), default="auto",
+                     show_default=True,
+                     help="exact: from the closed-form law (santext, santext+, tem, density, "
+                          "custext, diffractor); sampled: split-sample estimate with a 95% "
+                          "interval; auto: exact where possible."),
+        seed_option,
+        click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Progress bar (default: only when stderr is a terminal)."),
+    ]
+    return _apply(options, f)
+
+
+def _bar(progress, **kwargs):
+    from tqdm import tqdm
+
+    return tqdm(leave=False, disable=None if progress is None else not progress, **kwargs)
+
+
+@cli.command()
+@click.option("--mech", type=click.Choice(list(MECHANISMS)), required=True,
+              help="Mechanism to attack.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), required=True,
+              callback=_finite_eps, help=EPS_HELP)
+@mechanism_options
+@prior_options
+@attack_options
+@embeddings_options
+@quiet_option
+def attack(mech, eps, mech_options, load_prior, draws, method, seed, as_json, progress,
+           open_store):
+    """Bayes recovery: how often the best attacker names the input word from its output.
+
+    The attacker knows the mechanism, its parameters and the word frequencies of --prior.
+    Comparable across mechanisms, unlike epsilon. Sampled values are an achievable attack
+    (a lower bound on the Bayes-optimal value) with a 95% interval.
+
+    \b
+    Example:
+        dpsanitize attack --mech santext --eps 3 --prior train.tsv --column sentence
+    """
+    from .attack import bayes_recovery
+    from .rng import make_rng, warn_if_seeded
+
+    warn_if_seeded(seed)
+    store = open_store()
+    mechanism = build_mechanism(mech, eps, store, mech_options)
+    prior = load_prior(store)
+    sampled = method == "sampled" or mechanism.probabilities(int(prior.ids[0])) is None
+    with _bar(progress, total=prior.words * (draws if sampled else 1),
+              unit="draw" if sampled else "word") as bar:
+        result = bayes_recovery(mechanism, prior, method=method, draws=draws,
+                                rng=make_rng(seed), progress=bar.update)
+    if as_json:
+        echo_json(result)
+        return
+    low, high = result["bayes_recovery_ci"]
+    for key, value in [("bayes_recovery", f"{result['bayes_recovery']:.4f}" + (
+            f"  (95% interval {low:.4f} to {high:.4f})" if result["method"] == "sampled" else "")),
+            ("prior_only", f"{result['prior_only']:.4f}"),
+            ("identity_recovery", f"{result['identity_recovery']:.4f}"),
+            ("coverage", f"{result['coverage']:.4f}"), ("words", result["words"]),
+            ("method", result["method"])]:
+        click.echo(f"{key:>18}: {value}")
+
+
+@cli.command()
+@click.option("--mech", type=click.Choice(list(MECHANISMS)), required=True,
+              help="Mechanism to tune.")
+@click.option("--target-recovery", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              required=True, help="The highest Bayes recovery to allow, in (0, 1).")
+@mechanism_options
+@prior_options
+@attack_options
+@embeddings_options
+@quiet_option
+def tune(mech, target_recovery, mech_options, load_prior, draws, method, seed, as_json, progress,
+         open_store):
+    """The largest epsilon (within 2%) whose Bayes recovery is at most a target.
+
+    Bisection over a range per mechanism (docs/privacy-by-attack.md); sampled mechanisms are
+    held to the upper end of their interval. Exit 65 when no epsilon in range meets it.
+
+    \b
+    Example:
+        dpsanitize tune --mech tem --target-recovery 0.2 --prior train.tsv --column sentence
+    """
+    from .attack import tune as tune_epsilon
+    from .attack import tune_range
+    from .rng import warn_if_seeded
+
+    warn_if_seeded(seed)
+    store = open_store()
+    build_mechanism(mech, tune_range(mech, store)[1], store, mech_options)  # options, early
+    prior = load_prior(store)
+    with _bar(progress, unit="eps") as bar:
+        result = tune_epsilon(mech, prior, target_recovery, store=store, options=mech_options,
+                              method=method, draws=draws, seed=seed, progress=bar.update)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"--mech {mech} --eps {result['epsilon']:.4g}: bayes_recovery "
+               f"{result['bayes_recovery']:.4f} ({result['method']}; target {target_recovery:g}), "
+               f"{100 * result['changed']:.1f}% of the prior's words changed")
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ DEFAULT_SEARCH_K = 10_000
 ANNOY_SEED = 20210519  # public data, so a fixed seed is fine: reproducible index files
 SMALL_FILE = 4 << 20  # files up to this size are checksummed on every load
 DECODERS = ("exact", "annoy")
+_SOURCE = "_computed_from"  # the hash a derived file carries
 MANIFEST_KEYS = frozenset((
     "format_version", "key", "vocab_fingerprint", "source", "source_format",
     "requested_vocab_size", "vocab_size", "dim", "words_only", "rows_read", "dropped_duplicates",
@@ -97,6 +98,7 @@ class IndexStore:
         self.d_max = float(manifest["d_max"])
         self.search_k = int(manifest["search_k"])
         self.built_now = False  # set by open_index when this call built the entry
+        self.annoy_fallbacks = 0  # Annoy queries answered short, decoded exactly instead
 
     def __repr__(self) -> str:
         return f"IndexStore(vocab_size={len(self.vocab)}, dim={self.vocab.dim}, path={self.path!r})"
@@ -135,15 +137,17 @@ class IndexStore:
     def derived(self, name: str, compute, valid=lambda arrays: True) -> dict:
         """Arrays computed once from this entry's public data and cached beside it.
 
-        ``compute()`` returns a dict of arrays; a cached copy that fails to load or fails
-        ``valid`` is recomputed and replaced.
+        ``compute()`` returns a dict of arrays. The file carries a hash of what it was computed
+        from (the entry's full key and ``name``, which must name every parameter); a cached copy
+        that fails to load, carries another hash, or fails ``valid`` is recomputed and replaced.
         """
         path = os.path.join(os.path.dirname(self.path), "derived",
                             f"{self.manifest['key'][:32]}-{name}.npz")
+        source = hashlib.sha256(f"{self.manifest['key']}\0{name}".encode()).hexdigest()
         with contextlib.suppress(Exception):
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-            if valid(arrays):
+            if str(arrays.pop(_SOURCE)) == source and valid(arrays):
                 return arrays
         arrays = compute()
         with contextlib.suppress(OSError):
@@ -151,7 +155,7 @@ class IndexStore:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
-                    np.savez(f, **arrays)
+                    np.savez(f, **arrays, **{_SOURCE: np.array(source)})
                 os.replace(tmp, path)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -212,13 +216,24 @@ class IndexStore:
         return top_i, top_d, ~(top_d[:, -1] < limit - 1e-9 * (1.0 + limit))
 
     def _nearest_annoy(self, y, anchors, k, search_k):
+        """Annoy's answer; a query it answers with fewer than k words goes to the exact decoder
+        (never the input word in its place: that would release it unprotected), counted in
+        ``annoy_fallbacks``."""
         index = self.annoy
-        out_i = np.empty((len(y), k), dtype=np.int64)
+        out_i = np.zeros((len(y), k), dtype=np.int64)  # rows answered short are replaced below
+        short = []
         for r in range(len(y)):
-            found = index.get_nns_by_vector(y[r], k, search_k=search_k) or [int(anchors[r])]
-            out_i[r] = (found + [found[-1]] * k)[:k]
+            found = index.get_nns_by_vector(y[r], k, search_k=search_k)
+            if len(found) < k:
+                short.append(r)
+                continue
+            out_i[r] = found
         d = geometry.dist64(y[:, None, :], self.vocab.vectors[out_i])
-        return geometry.top_k_by_distance(out_i, d, k)
+        top_i, top_d = geometry.top_k_by_distance(out_i, d, k)
+        if short:
+            self.annoy_fallbacks += len(short)
+            top_i[short], top_d[short] = self.brute_force.nearest(y[short], k)
+        return top_i, top_d
 
 
 # --------------------------------------------------------------------------------------------

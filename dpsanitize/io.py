@@ -153,7 +153,14 @@ def current_umask() -> int:
 
 
 def same_file(a: str, b: str) -> bool:
-    """True when two paths name the same file (or would, once created)."""
+    """True when two paths name the same file (or would, once created); ``-`` as ``a`` is
+    standard input, which may be a file redirected with ``<``."""
+    if a == "-":
+        try:
+            here, there = os.fstat(0), os.stat(b)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
     try:
         return os.path.samefile(a, b)
     except OSError:

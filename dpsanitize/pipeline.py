@@ -416,6 +416,7 @@ class Sanitizer:
                            "index": self.store.manifest["key"], "size": len(self.store.vocab),
                            "dim": self.store.vocab.dim, "source": self.store.manifest["source"]},
             "oov_policy": self.oov, "counts": c,
+            "annoy_exact_fallbacks": self.store.annoy_fallbacks,
             "counts_note": "the replaced/unchanged counts compare the output with the input and "
                            "are not covered by the privacy guarantee: keep this report with the "
                            "input, not with the released output",

@@ -202,3 +202,41 @@ def test_default_embeddings_index(runner, default_store, default_cache):
         assert d.max() <= data["d_max"] * (1 + 1e-9)
     floor = (3 + 2 * (1 + np.log(100_000))) / data["d_min"]
     assert 75 < floor < 85  # "about 80" for the default vocabulary
+
+
+def test_an_empty_annoy_answer_is_decoded_exactly_never_the_input(toy_store, monkeypatch):
+    """Annoy may answer a query with no words; the input word must never stand in for them."""
+    from conftest import nearest_reference
+
+    class Empty:
+        def get_nns_by_vector(self, *args, **kwargs):
+            return []
+
+    monkeypatch.setitem(toy_store.__dict__, "annoy", Empty())
+    rng = np.random.default_rng(5)
+    anchors = rng.integers(0, len(toy_store.vocab), 20)
+    y = toy_store.x64[anchors] + rng.normal(size=(20, toy_store.vocab.dim)) * 3
+    before = toy_store.annoy_fallbacks
+    ids, dists = toy_store.nearest(y, anchors, 2, decoder="annoy")
+    ref_ids, ref_d = nearest_reference(toy_store.vocab.vectors, y, 2)
+    assert (ids == ref_ids).all() and np.allclose(dists, ref_d)
+    assert toy_store.annoy_fallbacks - before == 20
+
+
+def test_derived_arrays_carry_what_they_were_computed_from(toy_store):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3)}
+
+    name = "test-derived-hash"
+    assert toy_store.derived(name, compute)["x"].tolist() == [0, 1, 2]
+    toy_store.derived(name, compute)
+    assert len(calls) == 1  # cached
+    path = os.path.join(os.path.dirname(toy_store.path), "derived",
+                        f"{toy_store.manifest['key'][:32]}-{name}.npz")
+    np.savez(path, x=np.arange(5), _computed_from=np.array("something else"))  # stale
+    assert toy_store.derived(name, compute)["x"].tolist() == [0, 1, 2] and len(calls) == 2
+    np.savez(path, x=np.arange(5))  # written before hashes existed
+    assert toy_store.derived(name, compute)["x"].tolist() == [0, 1, 2] and len(calls) == 3

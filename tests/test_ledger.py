@@ -1,0 +1,67 @@
+"""The privacy ledger: every release recorded, totals per input and metric, a budget (exit 77)."""
+
+import json
+
+from conftest import run_cli
+
+
+def _toy(toy_embeddings, toy_cache):
+    return ["--embeddings", toy_embeddings[0], "--vocab-size", "0", "--cache-dir", toy_cache]
+
+
+def test_releases_add_up_and_the_budget_refuses_before_any_work(runner, toy_embeddings,
+                                                                 toy_cache, tmp_path):
+    toy = _toy(toy_embeddings, toy_cache)
+    src, book = tmp_path / "in.txt", tmp_path / "ledger.jsonl"
+    src.write_text("wa wb wc\nwd we\n")
+    for n, eps in enumerate(["3", "4"]):
+        ok = run_cli(runner, ["run", "--mech", "tem", "--eps", eps, "--ledger", str(book),
+                              "--budget", "8", *toy, str(src), str(tmp_path / f"o{n}.txt")])
+        assert ok.exit_code == 0, ok.stderr
+    over = run_cli(runner, ["run", "--mech", "santext", "--eps", "2", "--ledger", str(book),
+                            "--budget", "8", *toy, str(src), str(tmp_path / "o2.txt")])
+    assert over.exit_code == 77 and "over --budget 8" in over.stderr
+    assert not (tmp_path / "o2.txt").exists()
+    # another metric is accounted apart: mahalanobis eps is per unit of d_RM
+    other = run_cli(runner, ["run", "--mech", "mahalanobis", "--eps", "5", "--ledger", str(book),
+                             "--budget", "8", *toy, str(src), str(tmp_path / "o3.txt")])
+    assert other.exit_code == 0, other.stderr
+    shown = json.loads(run_cli(runner, ["ledger", "show", str(book), "--json"]).stdout)
+    assert len(shown) == 1 and shown[0]["releases"] == 3
+    by_metric = shown[0]["by_metric"]
+    assert by_metric["euclidean"]["epsilon"] == 7 and by_metric["euclidean"]["releases"] == 2
+    assert by_metric["mahalanobis(lam=0.2)"]["epsilon"] == 5
+    entries = [json.loads(line) for line in book.read_text().splitlines()]
+    assert {e["kind"] for e in entries} == {"metric-dp"}
+    assert all(len(e["sha256"]) == 64 and "wa" not in json.dumps(e) for e in entries)
+    text = run_cli(runner, ["ledger", "show", str(book)]).stdout
+    assert "euclidean" in text and "eps 7" in text
+
+
+def test_ledger_needs_files_and_budget_needs_ledger(runner, toy_embeddings, toy_cache, tmp_path):
+    toy = _toy(toy_embeddings, toy_cache)
+    src = tmp_path / "in.txt"
+    src.write_text("wa\n")
+    no_ledger = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--budget", "8", *toy,
+                                 str(src), str(tmp_path / "o.txt")])
+    assert no_ledger.exit_code == 2 and "--ledger" in no_ledger.stderr
+    piped = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger",
+                             str(tmp_path / "l.jsonl"), *toy, "-", "-"], input="wa\n")
+    assert piped.exit_code == 2 and "stdin" in piped.stderr
+    missing = run_cli(runner, ["ledger", "show", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 66
+
+
+def test_stdin_redirected_from_the_output_is_refused(tmp_path, toy_embeddings, toy_cache):
+    import subprocess
+
+    from conftest import PYTHON
+
+    out = tmp_path / "out.txt"
+    out.write_text("wa wb\n")
+    with open(out, "rb") as stdin:
+        done = subprocess.run([PYTHON, "-m", "dpsanitize", "run", "--force", "--mech", "tem",
+                               "--eps", "3", *_toy(toy_embeddings, toy_cache), "-", str(out)],
+                              stdin=stdin, capture_output=True, text=True)
+    assert done.returncode == 2 and "same file" in done.stderr
+    assert out.read_text() == "wa wb\n"
