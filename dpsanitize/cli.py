@@ -378,7 +378,7 @@ def _check_oov_token(ctx, param, value):
               help="Lock file held during the run (default: .OUTPUT.lock beside OUTPUT, or "
                    ".dpsanitize.lock in --output-dir); an overlapping run exits 75.")
 @click.option("--workers", type=WORKERS, default="1", show_default=True,
-              help="Worker processes for the 1 MiB blocks of the input(s), across files with "
+              help="Worker processes for the 256 KiB blocks of the input(s), across files with "
                    "--output-dir; 'auto': one per CPU this process may use. The output does not "
                    "depend on it: with --seed, every value writes the same bytes.")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
@@ -1063,6 +1063,8 @@ def tune(mech, target_recovery, mech_options, load_prior, draws, method, seed, a
 def _parse_grid(ctx, param, value):
     """'4,8' (every --mech) or 'gumbel=84,120;laplace=10,20' -> {mech or '*': [eps, ...]}."""
     grid = {}
+    if value is None:  # --target-recovery instead
+        return grid
     try:
         for part in filter(None, value.split(";")):
             name, _, numbers = part.rpartition("=")
@@ -1075,11 +1077,24 @@ def _parse_grid(ctx, param, value):
     return grid
 
 
+def _parse_targets(ctx, param, value):
+    """'0.1,0.2' -> [0.1, 0.2] (each in (0, 1))."""
+    if value is None:
+        return []
+    try:
+        targets = [float(v) for v in value.split(",") if v.strip()]
+        if not targets or not all(0 < t < 1 for t in targets):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter("expected recoveries in (0, 1): '0.1,0.2,0.3'") from None
+    return targets
+
+
 @cli.command("eval")
-@click.argument("dataset", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dataset", type=click.Path(dir_okay=False))
 @click.option("--text-column", required=True, help="The column of the text (header name).")
 @click.option("--label-column", required=True, help="The column of the label (header name).")
-@click.option("--test", "test_file", type=click.Path(exists=True, dir_okay=False),
+@click.option("--test", "test_file", type=click.Path(dir_okay=False),
               help="A held-out test file with the same columns; default: a fixed 20% of DATASET.")
 @click.option("--test-text-column",
               help="The text column of --test when its name differs (SST-2: content).")
@@ -1087,9 +1102,12 @@ def _parse_grid(ctx, param, value):
               show_default=True, help="Format of DATASET and --test (auto: by extension).")
 @click.option("--mech", "mechs", type=click.Choice(list(MECHANISMS)), multiple=True,
               required=True, help="A mechanism to evaluate (repeatable).")
-@click.option("--eps", "grid", required=True, callback=_parse_grid,
+@click.option("--eps", "grid", callback=_parse_grid,
               help="Epsilons: '2,4,8' for every --mech, or per mechanism "
                    "'gumbel=84,120;laplace=10,20'.")
+@click.option("--target-recovery", "targets", callback=_parse_targets,
+              help="Bayes recoveries '0.1,0.2,0.3': tune epsilon per --mech to each (as "
+                   "`dpsanitize tune` with the training text as prior) and evaluate there.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
               help="Seeds per setting (accuracy mean and sd over them).")
 @click.option("--sanitize", type=click.Choice(["train", "both"]), default="train",
@@ -1099,7 +1117,7 @@ def _parse_grid(ctx, param, value):
 @click.option("--draws", type=click.IntRange(min=1), default=200, show_default=True,
               help="Samples per word for N_w and S_w (50 words of the dataset).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
-              help="PNG: accuracy against N_w and against S_w (extra dpsanitize[eval]).")
+              help="PNG: accuracy against Bayes recovery, N_w and S_w (extra dpsanitize[eval]).")
 @click.option("--force", is_flag=True, help="Replace an existing --plot file.")
 @click.option("--json", "as_json", is_flag=True, help="The rows as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None,
@@ -1107,8 +1125,8 @@ def _parse_grid(ctx, param, value):
 @embeddings_options
 @quiet_option
 def eval_command(dataset, text_column, label_column, test_file, test_text_column, fmt_name, mechs,
-                 grid, repeats, sanitize, classifier, draws, plot_path, force, as_json, progress,
-                 open_store):
+                 grid, targets, repeats, sanitize, classifier, draws, plot_path, force, as_json,
+                 progress, open_store):
     """Accuracy of a classifier trained on sanitized text, with N_w and S_w, over a grid.
 
     Epsilon is not comparable across mechanisms: compare them at equal N_w or S_w. Results
@@ -1147,14 +1165,9 @@ def eval_command(dataset, text_column, label_column, test_file, test_text_column
         train, test = data, load(test_file, test_text_column or text_column)
     else:
         train, test = split(data, 0.2)
-    settings = []
-    for m in mechs:
-        values = grid.get(m, grid.get("*"))
-        if values is None:
-            raise click.UsageError(f"--eps gives no epsilon for --mech {m}")
-        settings.extend((m, v) for v in values)
     store = open_store(progress)
     cache_dir = os.path.join(os.path.dirname(store.path), "eval")  # beside the index entries
+    settings = _eval_settings(mechs, grid, targets, train, store, cache_dir, progress)
     with tqdm(total=len(settings) * repeats, unit="run", leave=False,
               disable=None if progress is None else not progress) as bar:
         try:
@@ -1172,12 +1185,31 @@ def eval_command(dataset, text_column, label_column, test_file, test_text_column
                    "sanitize": sanitize, "repeats": repeats, "rows": rows})
         return
     click.echo(f"{'mechanism':<12} {'eps':>8} {'accuracy':>15} {'changed':>8} {'N_w':>6} "
-               f"{'S_w':>7}")
+               f"{'S_w':>7} {'recovery':>8}")
     for r in rows:
-        eps = "" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        eps = "" if r["epsilon"] is None else f"{r['epsilon']:.4g}"
         click.echo(f"{r['mechanism']:<12} {eps:>8} {r['accuracy_mean']:.3f} ± "
                    f"{r['accuracy_sd']:.3f} {100 * r['changed']:7.0f}% {r['N_w']:6.3f} "
-                   f"{r['S_w']:7.1f}")
+                   f"{r['S_w']:7.1f} {r['bayes_recovery']:8.3f}")
+
+
+def _eval_settings(mechs, grid, targets, train, store, cache_dir, progress) -> list:
+    """(mechanism, eps[, target]) for the grid: --eps values and the --target-recovery tunes."""
+    from .evaluate import tuned_grid
+
+    if not grid and not targets:
+        raise click.UsageError("give --eps, --target-recovery or both")
+    settings = []
+    for m in mechs if grid else ():
+        values = grid.get(m, grid.get("*"))
+        if values is None and not targets:
+            raise click.UsageError(f"--eps gives no epsilon for --mech {m}")
+        settings.extend((m, v) for v in values or ())
+    if targets:
+        with _bar(progress, unit="eps", desc="tune") as bar:
+            settings += tuned_grid(train, mechs, targets, store=store, cache_dir=cache_dir,
+                                   progress=bar.update, warn=log.warning)
+    return settings
 
 
 # --------------------------------------------------------------------------------------------

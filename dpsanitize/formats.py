@@ -401,7 +401,9 @@ def read_columns(path: str, name: str, columns, *, header: bool = True,
     if not isinstance(fmt, Delimited):
         raise InvalidParameter("reading columns needs a CSV or TSV file")
     rows = []
-    with open(path, "rb") as f:
+    from .io import open_input
+
+    with open_input(path) as f:
         for at, chunk in record_chunks(read_chunks(f, max_line_bytes), fmt, encoding,
                                        max_line_bytes):
             try:

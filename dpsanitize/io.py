@@ -80,8 +80,7 @@ def check_output_path(path: str, force: bool) -> str:
     if not os.path.isdir(os.path.dirname(target)):
         raise OutputError(f"output folder does not exist: {output_folder(path)}")
     if os.path.lexists(target) and not force:
-        raise OutputError(f"output exists: {path}; use --force to replace it (sanitizing the same "
-                          f"text again is a second release: the privacy loss adds up)")
+        raise OutputError(f"output exists: {path}; use --force to replace it")
     return target
 
 

@@ -89,3 +89,13 @@ def test_custext_statement_is_not_metric(stat_store):
     with pytest.raises(InvalidParameter, match="--custext-k"):
         CusText(epsilon=1.0, store=stat_store, custext_k=0)
     assert CusText(epsilon=1.0, store=stat_store, custext_k=50).members.shape == (1, 12)
+
+
+def test_the_one_off_group_build_is_announced(toy_store, caplog):
+    import logging
+
+    from dpsanitize.mechanisms import create
+
+    with caplog.at_level(logging.INFO, logger="dpsanitize"):
+        create("custext", epsilon=2.0, store=toy_store, custext_k=7)
+    assert "building the groups" in caplog.text

@@ -44,3 +44,28 @@ def test_every_mechanism_and_exit_code_documented():
         assert f"`{name}`" in DOCS
     for code in (0, 2, 65, 66, 70, 73, 74, 75, 77, 78, 130, 141, 143):
         assert f"| {code} |" in DOCS
+
+
+def test_generated_doc_blocks_match_the_code():
+    """--help of every command, the guarantees and what is released as is: regenerate with
+    ``python scripts/gen_docs.py`` when this fails."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_docs", Path(ROOT, "scripts", "gen_docs.py"))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    names = set()
+    for path in gen.doc_files():
+        text = Path(path).read_text()
+        names.update(m.group("name") for m in gen.BLOCK.finditer(text))
+        assert gen.render(text) == text, f"{path} is stale: run python scripts/gen_docs.py"
+    assert names >= {"guarantees", "released-as-is"}
+
+
+def test_reports_list_what_the_docs_say_is_released():
+    from dpsanitize.privacy import RELEASED_AS_IS
+
+    guarantee = Path(ROOT, "docs", "guarantee.md").read_text()
+    for items in RELEASED_AS_IS.values():
+        for item in items:
+            assert item in guarantee

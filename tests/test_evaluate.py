@@ -84,3 +84,11 @@ def test_eval_input_errors(runner, toy, dataset, tmp_path):
     res = run_cli(runner, ["eval", str(dataset), "--text-column", "text", "--label-column",
                            "label", "--mech", "tem", "--eps", "x", *toy])
     assert res.exit_code == 2
+
+
+def test_a_missing_dataset_is_exit_66(runner, tmp_path):
+    from conftest import run_cli
+
+    result = run_cli(runner, ["eval", str(tmp_path / "nope.tsv"), "--text-column", "t",
+                              "--label-column", "l", "--mech", "tem", "--eps", "3"])
+    assert result.exit_code == 66 and "not found" in result.stderr

@@ -49,8 +49,10 @@ def gumbel_scale(epsilon: float, vocab_size: int, d_min: float, d_max: float) ->
         raise CalibrationError(
             f"--eps {epsilon:g} is at or below the truncated Gumbel floor {floor:.4g} "
             f"(= (3 + 2(1 + ln|W|)) / d_min with |W| = {vocab_size}, d_min = {d_min:.6g}); "
-            f"use a larger --eps, a smaller --vocab-size (a smaller vocabulary usually has a "
-            f"larger d_min), or another mechanism (e.g. --mech laplace)")
+            f"use --eps above the floor, or another mechanism (e.g. --mech laplace). A smaller "
+            f"--vocab-size lowers the floor only through ln|W| and does not raise d_min on the "
+            f"default vocabulary (its closest pair is among the first 1,000 words); embeddings "
+            f"whose closest two words are farther apart do (scripts/gumbel_range.py)")
     w0 = complex(lambertw(2.0 * a * d_max, 0))
     log_term = math.log(a * d_min)
     if w0.imag != 0.0 or not math.isfinite(w0.real) or w0.real <= 0 or log_term <= 0:
