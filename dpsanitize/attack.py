@@ -479,7 +479,8 @@ def tune_range(name: str, store) -> tuple[float, float]:
 
 def tune(name: str, prior: Prior, target: float, *, store, options: dict | None = None,
          method: str = "auto", draws: int = DEFAULT_DRAWS, seed: int | None = None,
-         eps_range: tuple[float, float] | None = None, progress=None) -> dict:
+         eps_range: tuple[float, float] | None = None, progress=None,
+         memo: dict | None = None) -> dict:
     """The largest epsilon (within TUNE_TOLERANCE) whose Bayes recovery is at most ``target``
     (the upper end of the interval when sampled), by geometric bisection over ``eps_range``.
 
@@ -487,6 +488,8 @@ def tune(name: str, prior: Prior, target: float, *, store, options: dict | None 
     InputDataError (exit 65) when no epsilon in the range meets the target, with the range of
     recovery reached. Sampled evaluations share one random stream (common random numbers), so
     the bisection compares like with like. ``progress(1)`` is called after each evaluation.
+    ``memo`` (a dict) keeps the evaluations for another call with the same mechanism, prior,
+    options and a fixed ``seed`` (several targets).
     """
     from .mechanisms import create
     from .rng import make_rng, seed_sequence
@@ -496,7 +499,7 @@ def tune(name: str, prior: Prior, target: float, *, store, options: dict | None 
     lo, hi = eps_range or tune_range(name, store)
     seq = seed_sequence(seed)
     options = options or {}
-    seen: dict[float, dict] = {}
+    seen: dict[float, dict] = memo if memo is not None else {}
 
     def measure(eps: float) -> dict:
         if eps not in seen:

@@ -140,7 +140,11 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
              draws: int = 200, cache_dir: str | None = None, progress=None,
              mechanism_options: dict | None = None) -> list[dict]:
     """One row per (mechanism, epsilon) of ``grid`` (after a clean row): accuracy mean and sd,
-    per-seed accuracies, share of words replaced, mean N_w and S_w on the dataset's words."""
+    per-seed accuracies, share of words replaced, mean N_w and S_w on the dataset's words, and
+    ``bayes_recovery`` (:mod:`.attack` defaults, the training text's own words as prior).
+
+    A grid entry may be ``(mechanism, epsilon, target)`` (from :func:`tuned_grid`): its row
+    carries ``target_recovery``."""
     from .audit import plausible_deniability, summarize
     from .mechanisms import create
     from .pipeline import Counters, Sanitizer
@@ -157,10 +161,12 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
         clean = accuracy(classifier, train, test, store)
         cache.put(key, clean)
     rows = [{"mechanism": "none", "epsilon": None, "accuracy_mean": clean, "accuracy_sd": 0.0,
-             "accuracies": [clean], "changed": 0.0, "N_w": 1.0, "S_w": 1.0}]
+             "accuracies": [clean], "changed": 0.0, "N_w": 1.0, "S_w": 1.0,
+             "bayes_recovery": 1.0}]  # the identity: the attacker reads the word
     words = dataset_words(train.texts, store, audit_sample)
     options = mechanism_options or {}
-    for name, eps in grid:
+    prior = None
+    for name, eps, *target in grid:
         mech = create(name, epsilon=eps, store=store, **options)
         setting = {**base, "mech": name, "eps": eps, "options": options}
         accs, changed = [], []
@@ -188,28 +194,84 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
             pd = summarize(plausible_deniability(mech, words, draws, make_rng(0))) if len(words) \
                 else {"mean_N_w": float("nan"), "mean_S_w": float("nan")}
             cache.put(audit_key, pd)
+        recovery_key = {**setting, "bayes_recovery": RECOVERY_VERSION}
+        recovery = cache.get(recovery_key)
+        if recovery is None:
+            from . import attack
+
+            if prior is None:
+                prior = dataset_prior(train, store)
+            recovery = attack.bayes_recovery(mech, prior, rng=make_rng(0))
+            cache.put(recovery_key, recovery)
         rows.append({"mechanism": name, "epsilon": eps, "accuracy_mean": float(np.mean(accs)),
                      "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                      "accuracies": accs, "changed": float(np.mean(changed)),
-                     "N_w": pd["mean_N_w"], "S_w": pd["mean_S_w"]})
+                     "N_w": pd["mean_N_w"], "S_w": pd["mean_S_w"],
+                     "bayes_recovery": recovery["bayes_recovery"],
+                     **({"target_recovery": target[0]} if target else {})})
     return rows
 
 
+RECOVERY_VERSION = 1  # part of the cache key of the recovery and tuning results
+
+
+def dataset_prior(train: Dataset, store):
+    """The attacker's prior for eval: the training text's own words (attack defaults)."""
+    from . import attack
+
+    return attack.prior_from_counts(attack.count_words(train.texts, store.vocab))
+
+
+def tuned_grid(train: Dataset, mechs, targets, *, store, cache_dir: str | None = None,
+               mechanism_options: dict | None = None, progress=None, warn=None) -> list[tuple]:
+    """``(mechanism, epsilon, target)`` for every mechanism and target recovery: the epsilon
+    ``dpsanitize tune`` finds with the training text as prior (cached). A target a mechanism
+    cannot reach is left out and ``warn(message)`` says why."""
+    from . import attack
+    from .errors import InputDataError
+
+    cache = ResultCache(cache_dir)
+    options = mechanism_options or {}
+    prior = dataset_prior(train, store)
+    grid = []
+    for name in mechs:
+        memo: dict = {}  # one bisection's evaluations serve every target
+        for target in targets:
+            key = {"train": train.fingerprint(), "vocabulary": store.manifest["key"],
+                   "mech": name, "options": options, "tune": target,
+                   "version": RECOVERY_VERSION}
+            found = cache.get(key)
+            if found is None:
+                try:
+                    found = attack.tune(name, prior, target, store=store, options=options,
+                                        seed=0, memo=memo, progress=progress)
+                except InputDataError as exc:
+                    found = {"unreachable": str(exc)}
+                cache.put(key, found)
+            if "unreachable" in found:
+                if warn is not None:
+                    warn(found["unreachable"])
+                continue
+            grid.append((name, found["epsilon"], target))
+    return grid
+
+
 def plot(rows: list[dict], out, title: str = "") -> None:
-    """Accuracy against N_w and against S_w, one line per mechanism, as PNG into ``out``."""
+    """Accuracy against Bayes recovery, N_w and S_w, one line per mechanism, as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), sharey=True)
     clean = next(r["accuracy_mean"] for r in rows if r["mechanism"] == "none")
     names = list(dict.fromkeys(r["mechanism"] for r in rows if r["mechanism"] != "none"))
-    for ax, x, label in ((axes[0], "N_w", "mean N_w = Pr[M(w) = w]"),
-                         (axes[1], "S_w", "mean S_w (distinct outputs)")):
+    for ax, x, label in ((axes[0], "bayes_recovery", "Bayes recovery (best attacker's success)"),
+                         (axes[1], "N_w", "mean N_w = Pr[M(w) = w]"),
+                         (axes[2], "S_w", "mean S_w (distinct outputs)")):
         for name in names:
             pts = sorted((r[x], r["accuracy_mean"], r["accuracy_sd"]) for r in rows
-                         if r["mechanism"] == name)
+                         if r["mechanism"] == name and r.get(x) is not None)
             ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
                         marker="o", capsize=3, label=name)
         ax.axhline(clean, color="grey", linestyle="--", label="clean training text")

@@ -292,3 +292,56 @@ def test_cli_tune_json_and_unreachable_target(runner, toy_args):
                                                    "--target-recovery", "0.001", "--words", "50",
                                                    *toy_args])
     assert r.exit_code == 65 and "no --eps" in r.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# eval at matched recovery
+
+
+@pytest.fixture(scope="module")
+def eval_data(tmp_path_factory, toy_embeddings):
+    """Label a: words 0-19, label b: words 40-59."""
+    words = toy_embeddings[1]
+    rng = np.random.default_rng(0)
+    rows = ["label\ttext"]
+    for i in range(200):
+        label = "ab"[i % 2]
+        base = 0 if label == "a" else 40
+        rows.append(label + "\t" + " ".join(words[base + k] for k in rng.integers(0, 20, 8)))
+    path = tmp_path_factory.mktemp("attack-eval") / "data.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_eval_rows_carry_recovery_and_targets_are_met(runner, toy_args, eval_data, toy_store):
+    res = run_cli(runner, ["eval", str(eval_data), "--text-column", "text", "--label-column",
+                           "label", "--mech", "tem", "--mech", "santext", "--eps", "tem=0.05,50",
+                           "--target-recovery", "0.3,0.6", "--repeats", "1", "--draws", "20",
+                           "--json", *toy_args])
+    assert res.exit_code == 0, res.stderr
+    rows = json.loads(res.stdout)["rows"]
+    assert rows[0]["mechanism"] == "none" and rows[0]["bayes_recovery"] == 1.0
+    low, high = rows[1], rows[2]
+    assert low["bayes_recovery"] < high["bayes_recovery"]
+    tuned = [r for r in rows if "target_recovery" in r]
+    assert sorted((r["mechanism"], r["target_recovery"]) for r in tuned) == [
+        ("santext", 0.3), ("santext", 0.6), ("tem", 0.3), ("tem", 0.6)]
+    from dpsanitize.evaluate import Dataset, dataset_prior
+    texts = [line.split("\t")[1] for line in eval_data.read_text().splitlines()[1:]]
+    prior = dataset_prior(Dataset(texts[:160], ["x"] * 160), toy_store)  # eval's fixed 80 %
+    for r in tuned:
+        assert r["bayes_recovery"] <= r["target_recovery"]
+        mech = create(r["mechanism"], epsilon=r["epsilon"] * 1.0201, store=toy_store)
+        assert attack.bayes_recovery(mech, prior)["bayes_recovery"] > r["target_recovery"] or \
+            r["epsilon"] == attack.TUNE_RANGES[r["mechanism"]][1]
+
+
+def test_eval_needs_eps_or_target(runner, toy_args, eval_data):
+    res = runner.invoke(run_cli.__globals__["cli"], [
+        "eval", str(eval_data), "--text-column", "text", "--label-column", "label", "--mech",
+        "tem", *toy_args])
+    assert res.exit_code == 2 and "--target-recovery" in res.stderr
+    res = runner.invoke(run_cli.__globals__["cli"], [
+        "eval", str(eval_data), "--text-column", "text", "--label-column", "label", "--mech",
+        "tem", "--target-recovery", "1.5", *toy_args])
+    assert res.exit_code == 2
