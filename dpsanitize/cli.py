@@ -518,13 +518,12 @@ def _check_distinct(paths: dict) -> None:
 
 @contextlib.contextmanager
 def _progress_bar(job, progress):
-    """A tqdm bar over one input (bytes for files, lines for pipes), yielding its callback."""
-    from tqdm import tqdm
+    """Progress over one input (bytes for files, lines for pipes), yielding its callback."""
+    from .progress import progress_bar
 
     size = os.path.getsize(job.src) if job.src != "-" and os.path.isfile(job.src) else None
-    with tqdm(total=size, unit="B" if size is not None else " lines", unit_scale=size is not None,
-              disable=None if progress is None else not progress, leave=False,
-              dynamic_ncols=True) as bar:
+    with progress_bar(size, unit="B" if size is not None else " lines", scale=size is not None,
+                      desc=os.path.basename(job.src), enabled=progress) as bar:
         yield lambda n_bytes, n_lines: bar.update(n_bytes if size is not None else n_lines)
 
 
@@ -963,10 +962,10 @@ def attack_options(f):
     return _apply(options, f)
 
 
-def _bar(progress, **kwargs):
-    from tqdm import tqdm
+def _bar(progress, total=None, unit="", desc="", **kwargs):
+    from .progress import progress_bar
 
-    return tqdm(leave=False, disable=None if progress is None else not progress, **kwargs)
+    return progress_bar(total, unit=unit, desc=desc, enabled=progress)
 
 
 @cli.command()
@@ -1139,7 +1138,7 @@ def eval_command(dataset, text_column, label_column, test_file, test_text_column
             --test-text-column content \\
             --mech gumbel --mech laplace --eps 'gumbel=84,120;laplace=10,20' --plot acc.png
     """
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     from .evaluate import Dataset, evaluate, plot, split
     from .formats import detect, read_columns
@@ -1168,8 +1167,7 @@ def eval_command(dataset, text_column, label_column, test_file, test_text_column
     store = open_store(progress)
     cache_dir = os.path.join(os.path.dirname(store.path), "eval")  # beside the index entries
     settings = _eval_settings(mechs, grid, targets, train, store, cache_dir, progress)
-    with tqdm(total=len(settings) * repeats, unit="run", leave=False,
-              disable=None if progress is None else not progress) as bar:
+    with progress_bar(len(settings) * repeats, unit="run", desc="eval", enabled=progress) as bar:
         try:
             rows = evaluate(train, test, settings, store=store, repeats=repeats,
                             classifier=classifier, sanitize=sanitize, draws=draws,

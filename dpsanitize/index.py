@@ -367,7 +367,7 @@ def _exclusive(lock_file):
 def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: bool,
                 params: BuildParams, cache: str, key: str, *, progress: bool | None = None) -> str:
     """Compute every file of an entry in a temporary directory, then rename it into place."""
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     try:
         remove_stale_temps(cache)
@@ -378,8 +378,7 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: 
     try:
         n = len(vocab)
         log.info("building the index for %d words (one-off; cached in %s)", n, cache)
-        with tqdm(total=2 * n, unit="word", disable=None if progress is None else not progress,
-                  desc="index", leave=False) as bar:
+        with progress_bar(2 * n, unit="word", desc="index", enabled=progress) as bar:
             nbr_ids, nbr_dist = geometry.knn_table(vocab.vectors, params.k_max, progress=bar.update)
             d_max, max_pair = geometry.max_distance(vocab.vectors, progress=bar.update)
         closest = int(nbr_dist[:, 0].argmin())
