@@ -138,13 +138,15 @@ class ResultCache:
 def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
              classifier: str = "tfidf", sanitize: str = "train", audit_sample: int = 50,
              draws: int = 200, cache_dir: str | None = None, progress=None,
-             mechanism_options: dict | None = None) -> list[dict]:
+             mechanism_options: dict | None = None, recovery_draws: int | None = None
+             ) -> list[dict]:
     """One row per (mechanism, epsilon) of ``grid`` (after a clean row): accuracy mean and sd,
     per-seed accuracies, share of words replaced, mean N_w and S_w on the dataset's words, and
     ``bayes_recovery`` (:mod:`.attack` defaults, the training text's own words as prior).
 
-    A grid entry may be ``(mechanism, epsilon, target)`` (from :func:`tuned_grid`): its row
-    carries ``target_recovery``."""
+    A grid entry may be ``(mechanism, epsilon, target, recovery)`` (from :func:`tuned_grid`): its
+    row carries ``target_recovery`` and the recovery tune measured. ``recovery_draws``: m of the
+    sampled method (default: attack's)."""
     from .audit import plausible_deniability, summarize
     from .mechanisms import create
     from .pipeline import Counters, Sanitizer
@@ -166,7 +168,7 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
     words = dataset_words(train.texts, store, audit_sample)
     options = mechanism_options or {}
     prior = None
-    for name, eps, *target in grid:
+    for name, eps, *tuned in grid:
         mech = create(name, epsilon=eps, store=store, **options)
         setting = {**base, "mech": name, "eps": eps, "options": options}
         accs, changed = [], []
@@ -194,21 +196,23 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
             pd = summarize(plausible_deniability(mech, words, draws, make_rng(0))) if len(words) \
                 else {"mean_N_w": float("nan"), "mean_S_w": float("nan")}
             cache.put(audit_key, pd)
-        recovery_key = {**setting, "bayes_recovery": RECOVERY_VERSION}
-        recovery = cache.get(recovery_key)
+        recovery_key = {**setting, "bayes_recovery": RECOVERY_VERSION,
+                        **({"draws": recovery_draws} if recovery_draws else {})}
+        recovery = tuned[1] if tuned else cache.get(recovery_key)
         if recovery is None:
             from . import attack
 
             if prior is None:
                 prior = dataset_prior(train, store)
-            recovery = attack.bayes_recovery(mech, prior, rng=make_rng(0))
+            recovery = attack.bayes_recovery(mech, prior, rng=make_rng(0),
+                                             draws=recovery_draws or attack.DEFAULT_DRAWS)
             cache.put(recovery_key, recovery)
         rows.append({"mechanism": name, "epsilon": eps, "accuracy_mean": float(np.mean(accs)),
                      "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                      "accuracies": accs, "changed": float(np.mean(changed)),
                      "N_w": pd["mean_N_w"], "S_w": pd["mean_S_w"],
                      "bayes_recovery": recovery["bayes_recovery"],
-                     **({"target_recovery": target[0]} if target else {})})
+                     **({"target_recovery": tuned[0]} if tuned else {})})
     return rows
 
 
@@ -223,8 +227,9 @@ def dataset_prior(train: Dataset, store):
 
 
 def tuned_grid(train: Dataset, mechs, targets, *, store, cache_dir: str | None = None,
-               mechanism_options: dict | None = None, progress=None, warn=None) -> list[tuple]:
-    """``(mechanism, epsilon, target)`` for every mechanism and target recovery: the epsilon
+               mechanism_options: dict | None = None, progress=None, warn=None,
+               recovery_draws: int | None = None) -> list[tuple]:
+    """``(mechanism, epsilon, target, recovery)`` for every mechanism and target: the epsilon
     ``dpsanitize tune`` finds with the training text as prior (cached). A target a mechanism
     cannot reach is left out and ``warn(message)`` says why."""
     from . import attack
@@ -239,12 +244,14 @@ def tuned_grid(train: Dataset, mechs, targets, *, store, cache_dir: str | None =
         for target in targets:
             key = {"train": train.fingerprint(), "vocabulary": store.manifest["key"],
                    "mech": name, "options": options, "tune": target,
-                   "version": RECOVERY_VERSION}
+                   "version": RECOVERY_VERSION,
+                   **({"draws": recovery_draws} if recovery_draws else {})}
             found = cache.get(key)
             if found is None:
                 try:
                     found = attack.tune(name, prior, target, store=store, options=options,
-                                        seed=0, memo=memo, progress=progress)
+                                        seed=0, memo=memo, progress=progress,
+                                        draws=recovery_draws or attack.DEFAULT_DRAWS)
                 except InputDataError as exc:
                     found = {"unreachable": str(exc)}
                 cache.put(key, found)
@@ -252,7 +259,7 @@ def tuned_grid(train: Dataset, mechs, targets, *, store, cache_dir: str | None =
                 if warn is not None:
                     warn(found["unreachable"])
                 continue
-            grid.append((name, found["epsilon"], target))
+            grid.append((name, found["epsilon"], target, found))
     return grid
 
 
