@@ -25,7 +25,7 @@ import time
 CASES = [
     ("gumbel", [120, 400]), ("laplace", [10, 20, 40]), ("mahalanobis", [20, 40]),
     ("vickrey", [20, 40]), ("tem", [3, 6]), ("santext", [2, 3, 4, 6]), ("santext+", [3, 6, 8]),
-    ("custext", [2, 8]),
+    ("custext", [2, 8]), ("diffractor", [1, 4]),
 ]
 
 MEMORY = """
