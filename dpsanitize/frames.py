@@ -11,7 +11,7 @@ stream (``R`` = ``rows_per_stream``, default 1000, the default ``batch_size`` of
 given a seed and a ``stream`` name, a frame's result does not depend on how it was cut into
 batches, as long as every batch starts at a multiple of ``R`` (a batch that starts inside a range
 is refused: it would reuse the noise of the rows before it; ``rows_per_stream=1`` accepts any
-cut, at about a seventh of the speed). Without a ``stream`` name each call (each batch function)
+cut, several times slower: ``scripts/bench_frames.py``). Without a ``stream`` name each call (each batch function)
 gets a stream of its own, so two calls never share noise.
 
 Example::

@@ -186,7 +186,9 @@ def main() -> None:
                 label += f" {args.run_args}" if args.run_args else ""
                 label += f" on {workers} cores" if args.cores else ""
                 workers_note = (f", largest worker {worker_peak:.0f} MiB; main process CPU "
-                                f"{main_cpu:.2f} s" if workers != "1" else "")
+                                f"{main_cpu:.2f} s" if workers != "1" else
+                                f"; CPU {main_cpu:.2f} s: {n / main_cpu:,.0f} tokens per CPU "
+                                f"second")
                 print(f"{label:<52} {n / best:>12,.0f} tokens/s   (wall {best:.2f} s incl. start-up "
                       f"{startup:.2f} s; peak RSS {peak:.0f} MiB{workers_note})", flush=True)
 
