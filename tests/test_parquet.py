@@ -305,3 +305,23 @@ def test_a_large_row_group_goes_through_in_slices(runner, toy, toy_store, toy_em
         records = [[v] if v is not None else [] for v in values[0][lo:hi]]
         expected += [r[0] if r else None for r in s.rewrite_records(records, rng, Counters())]
     assert pq.read_table(dst).column("text").to_pylist() == expected
+
+
+def test_dictionary_and_statistics_choices_are_kept(runner, toy, toy_embeddings, tmp_path):
+    table = make_table(toy_embeddings[1], n=30).select(["id", "text", "long"])
+    src = write(table, tmp_path / "in.parquet", use_dictionary=["text"],
+                write_statistics=["id"], version="2.4")
+    dst = tmp_path / "out.parquet"
+    res = run_cli(runner, ["run", *MECH, *toy, "--column", "text", "--column", "long", src,
+                           str(dst)])
+    assert res.exit_code == 0, res.stderr
+
+    def layout(path):
+        md = pq.ParquetFile(path).metadata
+        cols = [md.row_group(0).column(j) for j in range(md.num_columns)]
+        return md.format_version, [(c.path_in_schema, "RLE_DICTIONARY" in c.encodings
+                                    or "PLAIN_DICTIONARY" in c.encodings, c.is_stats_set)
+                                   for c in cols]
+
+    assert layout(dst) == layout(src)
+    assert layout(src)[1] == [("id", False, True), ("text", True, False), ("long", False, False)]
