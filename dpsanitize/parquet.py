@@ -177,7 +177,10 @@ class ParquetFormat:
         if os.path.isdir(path):
             raise MissingInputError(f"input is a directory, not a file: {path}")
         with contextlib.closing(open_parquet(path, path)) as pf:
-            self.paths = resolve_columns(pf.schema_arrow, self.columns)
+            try:
+                self.paths = resolve_columns(pf.schema_arrow, self.columns)
+            except InputDataError as exc:  # which input, in a batch of many
+                raise InputDataError(f"{path}: {exc}") from None
             self.schema = pf.schema_arrow
             self.layout = Layout.of(pf)
         with contextlib.suppress(OSError):
@@ -238,7 +241,7 @@ class ParquetFormat:
     def sanitize_block(self, sanitizer, index, at: RowGroupAt, data):
         """Row group ``at`` (a Table, or a span to read): the sanitized Table and counts."""
         from .frames import column_values, replace_columns, rewrite_values
-        from .pipeline import Counters
+        from .rewrite import Counters
 
         table = _read_span(data, at) if isinstance(data, RowGroupSpan) else data
         counts = Counters(bytes=at.size)
