@@ -11,8 +11,10 @@ stream (``R`` = ``rows_per_stream``, default 1000, the default ``batch_size`` of
 given a seed and a ``stream`` name, a frame's result does not depend on how it was cut into
 batches, as long as every batch starts at a multiple of ``R`` (a batch that starts inside a range
 is refused: it would reuse the noise of the rows before it; ``rows_per_stream=1`` accepts any
-cut, several times slower: ``scripts/bench_frames.py``). Without a ``stream`` name each call (each batch function)
-gets a stream of its own, so two calls never share noise.
+cut, several times slower: ``scripts/bench_frames.py``). Without a ``stream`` name each call
+(each batch function) gets a stream of its own, so two calls never share noise; and a sanitizer
+refuses rows of a stream it has already drawn noise for (in this process): a stream name reused
+for another dataset, or one batch function mapped over two datasets, is an error.
 
 Example::
 
@@ -124,6 +126,7 @@ class Streams:
         elif np.any(np.diff(idx) <= 0):
             raise InvalidParameter("row indices must be strictly increasing")
         ranges = idx // R
+        self._claim(sanitizer, ranges)
         cuts = np.flatnonzero(np.diff(ranges)) + 1
         bounds = [0, *cuts.tolist(), n]
         out = [[] for _ in values]
@@ -133,6 +136,38 @@ class Streams:
             for c, col in enumerate(part):
                 out[c].extend(col)
         return out
+
+
+    def _claim(self, sanitizer, ranges) -> None:
+        """Refuse ranges of rows this sanitizer has already drawn noise for on this stream
+        (two datasets through one batch function, or one stream name reused): their rows
+        would get the same noise. Kept per process, as disjoint sorted [lo, hi) intervals."""
+        import bisect
+
+        used = sanitizer.__dict__.setdefault("_frame_ranges", {}).setdefault(self.key, [])
+        grains = np.unique(ranges)
+        breaks = np.flatnonzero(np.diff(grains) != 1) + 1
+        runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(grains, breaks)]
+        for lo, hi in runs:
+            k = bisect.bisect_right(used, [lo, float("inf")])
+            hit = [u for u in used[max(k - 1, 0):k + 1] if u[0] < hi and u[1] > lo]
+            if hit:
+                R = self.rows
+                a, b = max(lo, hit[0][0]), min(hi, hit[0][1])
+                raise InvalidParameter(
+                    f"rows {a * R}..{b * R - 1} of this stream already drew their noise with "
+                    f"this sanitizer; sanitizing them again would reuse it. Give each dataset "
+                    f"its own stream name (or its own batch_function)")
+        for lo, hi in runs:
+            k = bisect.bisect_right(used, [lo, float("inf")])
+            used.insert(k, [lo, hi])
+            merged = []
+            for interval in used:  # merge neighbours (few intervals: batches come in order)
+                if merged and merged[-1][1] >= interval[0]:
+                    merged[-1][1] = max(merged[-1][1], interval[1])
+                else:
+                    merged.append(interval)
+            used[:] = merged
 
 
 def _sanitizer(sanitizer, options: dict):
@@ -290,7 +325,7 @@ def sanitize_arrow(table, columns, *, sanitizer=None, start: int = 0, stream=Non
     paths = resolve_columns(table.schema, _columns(columns))
     s = _sanitizer(sanitizer, options)
     streams = Streams(s, stream, rows_per_stream)
-    from .pipeline import Counters
+    from .rewrite import Counters
 
     counts = Counters()
     values = [column_values(table, p) for p in paths]
@@ -346,7 +381,7 @@ def _check_frame(df, names) -> None:
 def _frame_with(df, names, s, streams, indices):
     import pandas as pd
 
-    from .pipeline import Counters
+    from .rewrite import Counters
 
     counts = Counters()
     values = [df[name].tolist() for name in names]
@@ -386,7 +421,7 @@ class BatchFunction:
                                    "would reuse the noise of another batch")
         if isinstance(indices, int):
             indices = [indices]
-        from .pipeline import Counters
+        from .rewrite import Counters
 
         s = self.sanitizer
         if not isinstance(batch, dict):
@@ -428,16 +463,14 @@ class BatchFunction:
         return _frame_with(df, self.columns, self.sanitizer, self._streams, indices)
 
     def __getstate__(self):
-        from .dask import WorkerSpec
-
-        return {"columns": self.columns, "spec": WorkerSpec.of(self.sanitizer),
+        return {"columns": self.columns, "spec": self.sanitizer.spec(),
                 "key": self._streams.key, "rows": self._streams.rows}
 
     def __setstate__(self, state):
-        from .dask import worker_sanitizer
+        from .pipeline import Sanitizer
 
         self.columns = state["columns"]
-        self.sanitizer = worker_sanitizer(state["spec"])
+        self.sanitizer = Sanitizer.rebuild(state["spec"])
         self._streams = Streams.__new__(Streams)
         self._streams.key, self._streams.rows = state["key"], state["rows"]
 

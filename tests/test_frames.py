@@ -169,3 +169,24 @@ def test_import_stays_light():
             "sys.modules; dpsanitize.sanitize_frame; dpsanitize.sanitize_arrow; "
             "dpsanitize.batch_function; assert 'pandas' not in sys.modules")
     subprocess.run([PYTHON, "-c", code], check=True)
+
+
+def test_rows_never_draw_the_same_noise_twice(toy_store, table):
+    s = make(toy_store)
+    sanitize_arrow(table.slice(0, 20), "text", sanitizer=s, stream="a", rows_per_stream=10)
+    with pytest.raises(InvalidParameter, match="rows 10..19 of this stream already"):
+        sanitize_arrow(table.slice(10, 20), "text", sanitizer=s, stream="a", start=10,
+                       rows_per_stream=10)
+    sanitize_arrow(table.slice(20, 10), "text", sanitizer=s, stream="a", start=20,
+                   rows_per_stream=10)
+    sanitize_arrow(table.slice(0, 20), "text", sanitizer=s, stream="b", rows_per_stream=10)
+    fn = batch_function(["text"], sanitizer=s)
+    batch = {"text": table.column("text").to_pylist()[:5]}
+    fn(batch, [0, 1, 2, 3, 4])
+    with pytest.raises(InvalidParameter, match="its own batch_function"):
+        fn(batch, [0, 1, 2, 3, 4])  # a second dataset through the same function
+    one = batch_function(["text"], sanitizer=s, rows_per_stream=1)
+    one(batch, [0, 2, 4, 6, 8])
+    one(batch, [1, 3, 5, 7, 9])
+    with pytest.raises(InvalidParameter, match="rows 4..4"):
+        one(batch, [4, 10, 11, 12, 13])
