@@ -250,10 +250,12 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
     files finished before it stay. Returns one dict per job: input, output, status and counts.
     """
     from .io import atomic_output
-    from .pipeline import Block, Counters
+    from .formats import format_name
+    from .rewrite import Counters
+    from .stream import Block
 
     rows = {job.rel: {"input": job.src, "output": job.dst,
-                      "format": _format_name(formats[job.rel]),
+                      "format": format_name(formats[job.rel]),
                       "status": "skipped (finished and unchanged, see the manifest)"}
             for job in jobs}
     todo = [job for job in jobs if decisions[job.rel] == "run"]
@@ -332,10 +334,6 @@ def _items(sanitizer, jobs, formats, named_streams, encoding, spans, read_option
             yield _Failed(job, exc)
             return
         yield _End(job)
-
-
-def _format_name(fmt) -> str:
-    return "text" if fmt is None else getattr(fmt, "name", "jsonl")
 
 
 def _make_parent(path: str) -> None:

@@ -360,6 +360,33 @@ class JsonLines:
 # Blocks of whole records (main process)
 
 
+def format_name(fmt) -> str:
+    """The name of a record format (``text`` for None)."""
+    return "text" if fmt is None else getattr(fmt, "name", "jsonl")
+
+
+def cut(src, fmt, *, encoding: str, max_line_bytes: int, block: int, spans: bool = False):
+    """``(first_line, data)`` for each block of one input: whole lines of text, whole records
+    of ``fmt``, or a Parquet row group. With ``spans`` the blocks of a regular text file hold
+    :class:`.stream.FileSpan`s (for worker processes, which read the bytes themselves)."""
+    from .stream import FileSpan, read_chunks
+
+    if getattr(fmt, "arrow", False):  # Parquet: a block is a row group (parquet.py)
+        yield from fmt.chunks(src, spans)
+        return
+    raw = read_chunks(src, max_line_bytes, block)
+    if fmt is not None:
+        yield from record_chunks(raw, fmt, encoding, max_line_bytes)
+        return
+    where = FileSpan.source(src) if spans else None
+    for first_line, chunk in raw:
+        if where is not None:  # the chunks are contiguous: each starts where the last ended
+            path, identity, offset = where
+            where = path, identity, offset + len(chunk)
+            chunk = FileSpan(path, offset, len(chunk), identity)
+        yield first_line, chunk
+
+
 def record_chunks(line_chunks, fmt, encoding: str, max_line_bytes: int):
     """Re-cut blocks of whole lines into blocks of whole records: ``(Position, bytes)``.
 
@@ -395,7 +422,7 @@ def record_chunks(line_chunks, fmt, encoding: str, max_line_bytes: int):
 def read_columns(path: str, name: str, columns, *, header: bool = True,
                  encoding: str = "utf-8", max_line_bytes: int = 10 << 20) -> list[list[str]]:
     """The values of ``columns`` in every data record of a CSV or TSV file, in order."""
-    from .pipeline import read_chunks
+    from .stream import read_chunks
 
     fmt = make_format(name, columns, header=header)
     if not isinstance(fmt, Delimited):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU time that numpy's idle BLAS threads spend spinning: why worker processes start with
-their BLAS pools sized to their share of the CPUs (`dpsanitize.workers.spawn_environment`).
+their BLAS pools sized to their share of the CPUs (`dpsanitize.engines.pool.spawn_environment`).
 
 Prints, per thread of this process (from /proc/self/task, Linux), the CPU time used after
 importing numpy and sleeping, then after one 500x500 matrix product and sleeping: the main

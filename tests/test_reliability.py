@@ -95,9 +95,9 @@ def test_error_path_leaks_nothing(tmp_path, toy_args, toy_embeddings, toy_cache,
 
 
 def test_internal_error_shows_no_traceback_or_text(tmp_path, toy_args):
-    code = ("import sys; import dpsanitize.pipeline as p\n"
-            "def boom(self, text, rng, counts): raise KeyError(text)\n"
-            "p.Sanitizer._rewrite = boom\n"
+    code = ("import sys; import dpsanitize.rewrite as r\n"
+            "def boom(self, text, rng, counts, unit='\\n'): raise KeyError(text)\n"
+            "r.Rewriter.rewrite = boom\n"
             "from dpsanitize.cli import main; sys.argv[0] = 'dpsanitize'; main()")
     src = tmp_path / "in.txt"
     src.write_text("Zqsecretvalue here\n")

@@ -197,13 +197,13 @@ def test_unchanged_words_keep_their_bytes_replacements_take_the_case_shape(toy_s
 
 
 def test_a_long_line_is_rewritten_in_pieces_with_the_same_result(toy_store, monkeypatch):
-    from dpsanitize import pipeline
+    from dpsanitize import rewrite
 
     words = toy_store.vocab.words
     line = " ".join(words[i % 40] for i in range(3000)) + ", Qq\n" + " ".join(words[:5]) + "\n"
     whole = Sanitizer(_NextWord(toy_store, range(0, 300, 2)), seed=1)
     expected = whole.sanitize_text(line)
-    monkeypatch.setattr(pipeline, "SEGMENT_CHARS", 50)
+    monkeypatch.setattr(rewrite, "SEGMENT_CHARS", 50)
     pieces = Sanitizer(_NextWord(toy_store, range(0, 300, 2)), seed=1)
     assert pieces.sanitize_text(line) == expected
     assert pieces.counters == whole.counters and whole.counters.max_words_per_line == 3001

@@ -43,11 +43,11 @@ def test_decode_error_in_a_worker_names_the_line(toy_store, text):
     assert multiprocessing.active_children() == []
 
 
-def test_workers_need_a_seeded_mechanism_made_by_name(toy_store, text):
+def test_workers_need_a_seeded_sanitizer(toy_store, text):
     import numpy as np
 
     s = Sanitizer("gumbel", 400.0, store=toy_store, rng=np.random.default_rng(0))
-    with pytest.raises(InvalidParameter, match="workers need"):
+    with pytest.raises(InvalidParameter, match="worker processes need a sanitizer seeded"):
         s.sanitize_stream(io.BytesIO(text), io.BytesIO(), workers=2, block=4096)
 
 
@@ -95,16 +95,14 @@ def test_workers_auto_is_the_usable_cpus_and_workers_share_them(monkeypatch):
 
 
 def test_a_worker_process_gets_its_share_of_the_cpus(toy_store):
-    """A worker started as sanitize_chunks starts them decodes with the threads it is given
+    """A worker started as the pool engine starts them decodes with the threads it is given
     (cpus // workers), so N workers never run N x cpus BLAS or decoder threads."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from dpsanitize import workers
+    from dpsanitize.engines import pool as workers
 
-    from dpsanitize.mechanisms import create
-
-    spec = (toy_store.path, create("laplace", epsilon=3.0, store=toy_store).recipe, {}, None, 1)
+    spec = (1,)
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=workers._start,
                              initargs=spec) as pool:
         assert pool.submit(_threads_here).result() == (1, 1)
@@ -186,7 +184,7 @@ def test_processes_started_for_a_pool_get_their_blas_share_in_the_environment(mo
     environment the worker starts with, and the caller's environment comes back afterwards."""
     import multiprocessing as mp
 
-    from dpsanitize.workers import BLAS_VARIABLES, spawn_environment
+    from dpsanitize.engines.pool import BLAS_VARIABLES, spawn_environment
 
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
@@ -201,6 +199,6 @@ def test_processes_started_for_a_pool_get_their_blas_share_in_the_environment(mo
 
 
 def _report_environment(queue):
-    from dpsanitize.workers import BLAS_VARIABLES
+    from dpsanitize.engines.pool import BLAS_VARIABLES
 
     queue.put({name: os.environ.get(name) for name in BLAS_VARIABLES})

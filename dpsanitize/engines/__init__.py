@@ -1,0 +1,69 @@
+"""Engines: map a function over the ordered blocks of a stream, results back in order.
+
+Every engine has one function, ``run(task, items, ...)``: ``task`` is a callable taking a
+:class:`..stream.Block` (a :class:`..stream.BlockTask`, picklable, for engines that cross
+processes); ``items`` mixes blocks with markers (the start and end of a file), which come back
+as they are, in their place. At most a bounded number of blocks are in flight.
+
+- :mod:`.local`: in this process.
+- :mod:`.pool`: worker processes on this machine (``--workers N``).
+- :mod:`.dask`: tasks on a Dask cluster (``--engine dask``).
+
+Example::
+
+    from dpsanitize.engines import pool
+    for result in pool.run(task, blocks, workers=4):
+        ...
+"""
+
+from __future__ import annotations
+
+import collections
+
+
+class _Submitted:
+    """A block handed to an executor: its future, told apart from markers."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future):
+        self.future = future
+
+
+def in_order(items, submit, limit: int):
+    """Yield ``submit(block).result()`` for each ``pipeline.Block`` of ``items`` and every other
+    item as it is, in the order of ``items``, with at most ``limit`` blocks in flight.
+
+    ``submit`` returns a future (concurrent.futures or Dask). A marker at the head goes out at
+    once, a block's result as soon as it is done (or when the pool is full); on exit the
+    blocks still pending are cancelled.
+    """
+    from ..stream import Block
+
+    pending = collections.deque()
+    in_flight = 0
+
+    def next_result():
+        nonlocal in_flight
+        item = pending.popleft()
+        if isinstance(item, _Submitted):
+            in_flight -= 1
+            return item.future.result()
+        return item
+
+    try:
+        for item in items:
+            if isinstance(item, Block):
+                pending.append(_Submitted(submit(item)))
+                in_flight += 1
+            else:
+                pending.append(item)
+            while pending and (not isinstance(pending[0], _Submitted) or
+                               pending[0].future.done() or in_flight >= limit):
+                yield next_result()
+        while pending:
+            yield next_result()
+    finally:
+        for item in pending:
+            if isinstance(item, _Submitted):
+                item.future.cancel()

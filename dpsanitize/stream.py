@@ -1,0 +1,282 @@
+"""The stream: input cut into ordered blocks of whole lines (or records), and the rewrite of one
+block in any process.
+
+A :class:`Block` holds whole lines of one input (or whole records of a format: CSV, JSON lines,
+a Parquet row group) and the name of its random stream. :class:`BlockRewriter` rewrites a block
+with that stream's generator (block i of a run draws from the i-th child of the run's seed, so
+any number of processes writes the same bytes). :class:`RewriterSpec` is the picklable
+description another process builds the same block rewriter from (the index, the mechanism's
+recipe, the OOV policy, the seed); :class:`BlockTask` is what the engines map over blocks.
+
+Example::
+
+    task = BlockTask(spec, "utf-8")
+    data, counts = task(Block(0, 1, b"Call me Ishmael.\n"))
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputDataError, ResourceError
+from .rewrite import Counters, Rewriter, count_lines
+
+DEFAULT_MAX_LINE_BYTES = 10 << 20
+BLOCK_BYTES = 1 << 18  # 256 KiB: enough words to vectorise, enough blocks to keep many workers busy
+
+
+@dataclass(frozen=True)
+class Block:
+    """Whole lines (or whole records of ``fmt``) of one input, and where they start."""
+
+    index: object  # the block's random stream: an int, or (stream, i)
+    first_line: object  # an int, or a formats.Position
+    data: bytes
+    fmt: object = None
+
+
+@dataclass(frozen=True)
+class FileSpan:
+    """Bytes ``offset .. offset+size`` of a regular file: what a block sent to a worker process
+    holds instead of the bytes themselves (the worker reads them: no input text through pipes).
+
+    ``identity`` is the file's (st_dev, st_ino) when the main process read it: a file replaced
+    or cut short in between is an error, never a block of other text.
+    """
+
+    path: str
+    offset: int
+    size: int
+    identity: tuple
+
+    def read(self) -> bytes:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise InputDataError(f"the input file could not be read again ({exc.strerror})") \
+                from None
+        try:
+            st = os.fstat(fd)
+            data = os.pread(fd, self.size, self.offset)
+        finally:
+            os.close(fd)
+        if (st.st_dev, st.st_ino) != self.identity or len(data) != self.size:
+            raise InputDataError("the input file changed while it was being read")
+        return data
+
+    @classmethod
+    def source(cls, src):
+        """``(path, identity, position)`` of a regular input file that its name opens again,
+        else None (pipes; stdin redirected from a file, whose name is ``<stdin>``)."""
+        try:
+            st = os.fstat(src.fileno())
+            path = os.path.abspath(src.name)
+            again = os.stat(path)
+            position = src.tell()
+        except (AttributeError, OSError, TypeError, ValueError):
+            return None
+        identity = (st.st_dev, st.st_ino)
+        if not stat.S_ISREG(st.st_mode) or (again.st_dev, again.st_ino) != identity:
+            return None
+        return path, identity, position
+
+
+class BlockRewriter:
+    """A :class:`Rewriter` and the run's seed: rewrites block i with stream i's generator.
+
+    ``rng`` (no seed sequence) drives every block itself: one process, the caller's generator.
+    """
+
+    def __init__(self, rewriter: Rewriter, seed_sequence, *, rng=None, bit_generator="aes"):
+        self.rewriter = rewriter
+        self.seed_sequence, self.rng, self.bit_generator = seed_sequence, rng, bit_generator
+
+    def chunk_rng(self, index) -> np.random.Generator:
+        """The generator of block ``index``: the ``index``-th child of the run's seed
+        (``index`` a tuple: a grandchild, e.g. (file key, block) for a file of many)."""
+        from .rng import make_rng
+
+        if self.seed_sequence is None:
+            return self.rng
+        root = self.seed_sequence
+        key = index if isinstance(index, tuple) else (index,)
+        seq = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, *key))
+        return make_rng(seq=seq, bit_generator=self.bit_generator)
+
+    def rewrite_records(self, records, rng, counts):
+        return self.rewriter.rewrite_records(records, rng, counts)
+
+    def sanitize_chunk(self, index, first_line, chunk, encoding: str, fmt=None):
+        """Block ``index`` of a stream (whole lines, or whole records of ``fmt``, from
+        ``first_line``, a :class:`.formats.Position` with a format): bytes out, counts."""
+        if getattr(fmt, "arrow", False):  # a Parquet row group: Arrow in, Arrow out
+            return fmt.sanitize_block(self, index, first_line, chunk)
+        line = first_line.line if fmt is not None else first_line
+        if isinstance(chunk, FileSpan):
+            chunk = chunk.read()
+        try:
+            decoded = chunk.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise InputDataError(_decode_error(chunk, exc, line, encoding)) from None
+        counts = Counters(bytes=len(chunk))
+        rng = self.chunk_rng(index)
+        if fmt is None:
+            counts.lines += count_lines(decoded)
+            out = self.rewriter.rewrite(decoded, rng, counts)
+        else:
+            out = fmt.rewrite(decoded, first_line,
+                              lambda records: self.rewriter.rewrite_records(records, rng, counts),
+                              counts)
+        return out.encode(encoding, errors="replace"), counts
+
+
+_BUILT: dict = {}  # per process: spec -> BlockRewriter
+
+
+@dataclass(frozen=True)
+class RewriterSpec:
+    """What another process needs to rebuild a run's block rewriter (no text, no generator
+    state): where the index is (a cache path, or the embeddings to open it from), the
+    vocabulary's fingerprint, the mechanism's recipe, the OOV policy and the seed."""
+
+    store_path: str
+    source: tuple  # (name, value) pairs: embeddings, format, vocab size, words-only, trees
+    vocab_fingerprint: str
+    recipe: object  # mechanisms.Recipe
+    options: tuple  # (("oov", ...), ("oov_token", ...))
+    bit_generator: str
+    entropy: int
+    spawn_key: tuple
+
+    @classmethod
+    def of(cls, block_rewriter: BlockRewriter) -> "RewriterSpec":
+        from .errors import InvalidParameter
+
+        seq = block_rewriter.seed_sequence
+        if seq is None:
+            raise InvalidParameter("worker processes need a sanitizer seeded by seed=, not rng=")
+        rewriter = block_rewriter.rewriter
+        store = rewriter.mechanism.store
+        m = store.manifest
+        default = m["source_format"] == "default"
+        source = (("embeddings", None if default else m["source"]),
+                  ("fmt", "auto" if default else m["source_format"]),
+                  ("vocab_size", m["requested_vocab_size"]), ("words_only", m["words_only"]),
+                  ("trees", m["annoy"]["trees"]))
+        return cls(store.path, source, m["vocab_fingerprint"], rewriter.mechanism.recipe,
+                   (("oov", rewriter.oov), ("oov_token", rewriter.oov_token)),
+                   block_rewriter.bit_generator, int(seq.entropy), tuple(seq.spawn_key))
+
+    def open_store(self):
+        """The index: the cache entry at ``store_path`` when this machine has it, else opened
+        (or built) from the same embeddings; another vocabulary is an error."""
+        from .index import BuildParams, load_entry, open_index
+
+        if os.path.isdir(self.store_path):
+            store = load_entry(self.store_path)
+        else:
+            s = dict(self.source)
+            store = open_index(s["embeddings"], s["fmt"], s["vocab_size"],
+                               words_only=s["words_only"], params=BuildParams(trees=s["trees"]))
+        if store.manifest["vocab_fingerprint"] != self.vocab_fingerprint:
+            raise ResourceError("a worker opened another vocabulary than the client's (other "
+                                "embeddings file?); give the workers the client's cache or file")
+        return store
+
+    def build(self) -> BlockRewriter:
+        """This process's block rewriter for the spec, built on first use."""
+        found = _BUILT.get(self)
+        if found is None:
+            mechanism = self.recipe.build(self.open_store())
+            seq = np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
+            found = BlockRewriter(Rewriter(mechanism, **dict(self.options)), seq,
+                                  bit_generator=self.bit_generator)
+            _BUILT[self] = found
+        return found
+
+
+@dataclass(frozen=True)
+class BlockTask:
+    """The function the engines map over blocks: picklable, rebuilt once per process."""
+
+    spec: RewriterSpec
+    encoding: str
+
+    def __call__(self, block: Block):
+        return self.spec.build().sanitize_chunk(block.index, block.first_line, block.data,
+                                                self.encoding, block.fmt)
+
+
+@dataclass(frozen=True)
+class LocalTask:
+    """The same function over this process's own block rewriter (nothing to pickle)."""
+
+    rewriter: BlockRewriter
+    encoding: str
+
+    def __call__(self, block: Block):
+        return self.rewriter.sanitize_chunk(block.index, block.first_line, block.data,
+                                            self.encoding, block.fmt)
+
+
+def read_chunks(src, max_line_bytes: int, block: int = BLOCK_BYTES):
+    """Yield ``(first_line_number, bytes)`` holding whole lines (the last may lack a newline).
+
+    A line longer than ``block`` is gathered piece by piece and joined once, so reading it costs
+    about twice its size, never more.
+    """
+    pending: list[bytes] = []  # the start of a line whose end has not been read yet
+    pending_size = 0
+    line_no = 1
+    while True:
+        data = src.read(block)
+        if not data:
+            if pending:
+                yield line_no, b"".join(pending)
+            return
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            pending.append(data)
+            pending_size += len(data)
+            _check_length(pending_size, line_no, max_line_bytes)
+            continue
+        head = data[:cut] if cut < len(data) else data
+        chunk = b"".join([*pending, head]) if pending else head
+        pending = [data[cut:]] if cut < len(data) else []
+        pending_size = len(data) - cut
+        _check_line_lengths(chunk, line_no, max_line_bytes)
+        _check_length(pending_size, line_no + chunk.count(b"\n"), max_line_bytes)
+        yield line_no, chunk
+        line_no += chunk.count(b"\n")
+
+
+def _check_line_lengths(chunk: bytes, line_no: int, max_line_bytes: int) -> None:
+    if len(chunk) <= max_line_bytes:
+        return
+    start = 0
+    while start < len(chunk):
+        end = chunk.find(b"\n", start)
+        end = len(chunk) if end < 0 else end
+        _check_length(end - start, line_no, max_line_bytes)
+        start, line_no = end + 1, line_no + 1
+
+
+def _check_length(size: int, line_no: int, max_line_bytes: int) -> None:
+    if size > max_line_bytes:
+        raise InputDataError(f"line {line_no}: longer than --max-line-bytes ({max_line_bytes} bytes)")
+
+
+def _decode_error(chunk: bytes, exc: UnicodeDecodeError, first_line: int, encoding: str) -> str:
+    start = exc.start
+    line = first_line + chunk.count(b"\n", 0, start)
+    offset = start - (chunk.rfind(b"\n", 0, start) + 1)
+    if first_line == 1 and chunk[:2] == b"\x1f\x8b":
+        hint = "it looks gzip-compressed: zcat FILE | dpsanitize run ... - -"
+    else:
+        hint = "if the file has another encoding, name it with --encoding (e.g. latin-1); " \
+               "for compressed input, zcat FILE | dpsanitize run ... - -"
+    return f"line {line}: not valid {encoding} at byte offset {offset} ({hint})"
