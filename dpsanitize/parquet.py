@@ -168,7 +168,7 @@ class ParquetFormat:
 
     def bind_file(self, path: str) -> "ParquetFormat":
         """Open the footer, resolve and check the columns (before any work)."""
-        from .frames import resolve_columns
+        from .arrow import resolve_columns
 
         if path == "-":
             raise InvalidParameter("Parquet input needs a file: '-' (stdin) cannot be read as "
@@ -240,7 +240,7 @@ class ParquetFormat:
 
     def sanitize_block(self, sanitizer, index, at: RowGroupAt, data):
         """Row group ``at`` (a Table, or a span to read): the sanitized Table and counts."""
-        from .frames import column_values, replace_columns, rewrite_values
+        from .arrow import column_values, replace_columns, rewrite_values
         from .rewrite import Counters
 
         table = _read_span(data, at) if isinstance(data, RowGroupSpan) else data
