@@ -207,9 +207,11 @@ def corrupt_second_row_group(path):
         f.write(b"\xff" * 24)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "second row group"])
+@pytest.mark.parametrize("damage,workers", [("garbage", "1"), ("truncated", "1"),
+                                            ("second row group", "1"),
+                                            ("second row group", "2")])
 def test_corrupt_or_truncated_file_is_exit_65_with_no_output(runner, toy, toy_embeddings,
-                                                              tmp_path, damage):
+                                                              tmp_path, damage, workers):
     table = make_table(toy_embeddings[1], n=40)
     src = write(table, tmp_path / "in.parquet", compression="none")
     secret = table.column("text")[0].as_py()
@@ -221,7 +223,8 @@ def test_corrupt_or_truncated_file_is_exit_65_with_no_output(runner, toy, toy_em
     else:
         corrupt_second_row_group(src)
     dst = tmp_path / "out.parquet"
-    res = run_cli(runner, ["run", *MECH, *toy, "--column", "text", src, str(dst)])
+    res = run_cli(runner, ["run", *MECH, *toy, "--column", "text", "--workers", workers, src,
+                           str(dst)])
     assert res.exit_code == 65, res.stderr
     assert "Parquet" in res.stderr
     if damage == "second row group":
