@@ -70,7 +70,25 @@ def released() -> str:
     return "\n".join(out) + "\n"
 
 
-GENERATORS = {"cli-help": cli_help, "guarantees": guarantees, "released-as-is": released}
+def layers() -> str:
+    """The floors of the package and their rooms (scripts/layers.py prints their lines)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("layers", os.path.join(ROOT, "scripts",
+                                                                         "layers.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    arrows, _ = module.graph()
+    rows = ["| floor | job | rooms |", "| ---: | --- | --- |"]
+    for floor, (job, _) in sorted(module.FLOORS.items()):
+        rooms = sorted(m for m in arrows if module.floor_of(m) == floor)
+        names = ", ".join(f"`{m.removeprefix('dpsanitize.')}`" for m in rooms)
+        rows.append(f"| {floor} | {job} | {names} |")
+    return "\n".join(rows) + "\n"
+
+
+GENERATORS = {"cli-help": cli_help, "guarantees": guarantees, "released-as-is": released,
+              "layers": layers}
 
 
 def render(text: str) -> str:

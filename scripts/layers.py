@@ -18,6 +18,48 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "dpsanitize")
 
+# The floors of the house (DESIGN.md section 2): a room imports only rooms of its floor or below.
+FLOORS = {
+    1: ("plain pieces: exceptions, generators, tokenizer, exact distances, the Guarantee, "
+        "progress, file I/O", ["errors", "rng", "text", "geometry", "privacy", "progress", "io"]),
+    2: ("vectors, W, neighbour table, extreme distances, Annoy, the cache",
+        ["embeddings", "index", "cache", "gpu"]),
+    3: ("one module per mechanism; each owns its Guarantee, exact law, recipe",
+        ["mechanisms", "mechanisms.*"]),
+    4: ("the rewrite of text: tokens -> ids -> mechanism -> text, counters", ["rewrite"]),
+    5: ("the stream: blocks, records, FileSpan, formats (text, CSV/TSV, JSONL, Parquet)",
+        ["stream", "formats", "arrow", "parquet"]),
+    6: ("engines: map the rewrite over ordered blocks (local, process pool, Dask)",
+        ["engines", "engines.*"]),
+    7: ("jobs: the Sanitizer, many files, manifest, ledger, frames, Dask collections",
+        ["pipeline", "batch", "ledger", "frames", "dask"]),
+    8: ("analysis: audit, attack, tune, eval", ["audit", "attack", "evaluate"]),
+    9: ("the command line: parse, call the library, map exceptions to exit codes",
+        ["cli", "cli.*", "config", "__main__"]),
+}
+
+
+def floor_of(module: str) -> int | None:
+    """The declared floor of ``dpsanitize.x`` (None for the package itself)."""
+    name = module.removeprefix("dpsanitize.")
+    for floor, (_, names) in FLOORS.items():
+        for pattern in names:
+            if name == pattern or (pattern.endswith(".*") and name.startswith(pattern[:-1])):
+                return floor
+    return None
+
+
+def upward(arrows: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Imports that run up a floor (or touch an undeclared room)."""
+    bad = []
+    for module, targets in arrows.items():
+        here = floor_of(module)
+        for t in targets:
+            there = floor_of(t)
+            if module != "dpsanitize" and (here is None or there is None or there > here):
+                bad.append((module, t))
+    return sorted(bad)
+
 
 def rooms() -> dict[str, str]:
     """Module name (``dpsanitize.x.y``) -> file path; a package is its ``__init__``."""
@@ -34,7 +76,8 @@ def rooms() -> dict[str, str]:
 
 def imports(module: str, path: str, known: set[str]) -> set[str]:
     """The package modules ``module`` imports anywhere in its file (lazy imports count)."""
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     out = set()
     for node in ast.walk(tree):
@@ -60,7 +103,10 @@ def graph() -> tuple[dict[str, set[str]], dict[str, int]]:
     found = rooms()
     known = set(found)
     arrows = {m: imports(m, p, known) for m, p in found.items()}
-    lines = {m: sum(1 for _ in open(p, encoding="utf-8")) for m, p in found.items()}
+    lines = {}
+    for m, p in found.items():
+        with open(p, encoding="utf-8") as f:
+            lines[m] = sum(1 for _ in f)
     return arrows, lines
 
 
@@ -133,6 +179,8 @@ def main() -> int:
           f"{sum(map(len, arrows.values()))} arrows, {len(loops)} circles, {total} lines")
     for loop in loops:
         print("circle:", " <-> ".join(loop))
+    for a, b in upward(arrows):
+        print(f"runs up: {a} (floor {floor_of(a)}) imports {b} (floor {floor_of(b)})")
     return 0
 
 
