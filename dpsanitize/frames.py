@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -250,9 +251,10 @@ def _frame_with(df, names, s, streams, indices):
 
 
 class BatchFunction:
-    """A function for ``datasets.Dataset.map(fn, batched=True, with_indices=True)``: each
-    batch (a dict of lists, a pyarrow Table or a pandas DataFrame) with the text ``columns``
-    sanitized. Its rows are keyed by their dataset indices, so the result does not depend on
+    """A function for ``datasets.Dataset.map(fn, batched=True, with_indices=True)``: for a
+    batch that is a mapping of lists (what ``map`` passes), a dict of the sanitized ``columns``
+    (``map`` keeps the others); for a pyarrow Table or pandas DataFrame (``with_format``), the
+    batch with its ``columns`` sanitized. Its rows are keyed by their dataset indices, so the result does not depend on
     the batch size (a multiple of ``rows_per_stream``) or on ``num_proc`` (with
     ``rows_per_stream=1``, since shards start anywhere). It pickles as a recipe (store path,
     mechanism, seed sequence; no text) and rebuilds its sanitizer in each process;
@@ -275,7 +277,7 @@ class BatchFunction:
         from .rewrite import Counters
 
         s = self.sanitizer
-        if not isinstance(batch, dict):
+        if not isinstance(batch, Mapping):  # datasets passes a LazyBatch (a Mapping)
             import pyarrow as pa
 
             if isinstance(batch, (pa.Table, pa.RecordBatch)):
@@ -300,9 +302,7 @@ class BatchFunction:
         new = self._streams.rewrite(s, values, indices, counts)
         _finish(s, counts)
         _note_format(s)
-        out = dict(batch)
-        out.update(zip(self.columns, new))
-        return out
+        return dict(zip(self.columns, new))  # Dataset.map keeps the other columns
 
     def _frame(self, df, indices):
         import pandas as pd
