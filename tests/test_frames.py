@@ -190,3 +190,38 @@ def test_rows_never_draw_the_same_noise_twice(toy_store, table):
     one(batch, [1, 3, 5, 7, 9])
     with pytest.raises(InvalidParameter, match="rows 4..4"):
         one(batch, [4, 10, 11, 12, 13])
+
+
+def test_batch_function_takes_any_mapping(toy_store, table):
+    from collections.abc import Mapping
+
+    class Lazy(Mapping):
+        def __init__(self, data):
+            self._data = data
+
+        def __getitem__(self, key):
+            return self._data[key]
+
+        def __iter__(self):
+            return iter(self._data)
+
+        def __len__(self):
+            return len(self._data)
+
+    text = table.column("text").to_pylist()[:10]
+    fn = batch_function(["text"], sanitizer=make(toy_store), stream="m")
+    out = fn(Lazy({"id": list(range(10)), "text": text}), list(range(10)))
+    again = batch_function(["text"], sanitizer=make(toy_store), stream="m")
+    assert out == again({"text": text}, list(range(10)))
+
+
+def test_datasets_map_when_installed(toy_store, table):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"id": list(range(50)),
+                                     "text": table.column("text").to_pylist()})
+    fn = batch_function(["text"], sanitizer=make(toy_store), stream="d", rows_per_stream=10)
+    out = ds.map(fn, batched=True, batch_size=20, with_indices=True,
+                 load_from_cache_file=False)
+    whole = batch_function(["text"], sanitizer=make(toy_store), stream="d",
+                           rows_per_stream=10)({"text": ds["text"]}, list(range(50)))
+    assert out["text"] == whole["text"] and out["id"] == list(range(50))
