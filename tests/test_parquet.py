@@ -328,3 +328,14 @@ def test_dictionary_and_statistics_choices_are_kept(runner, toy, toy_embeddings,
 
     assert layout(dst) == layout(src)
     assert layout(src)[1] == [("id", False, True), ("text", True, False), ("long", False, False)]
+
+
+def test_a_file_without_row_groups(runner, toy, tmp_path):
+    schema = pa.schema([pa.field("text", pa.string(), metadata={"k": "v"})], metadata={"a": "b"})
+    pq.ParquetWriter(tmp_path / "none.parquet", schema).close()
+    res = run_cli(runner, ["run", *MECH, *toy, "--column", "text", str(tmp_path / "none.parquet"),
+                           str(tmp_path / "out.parquet")])
+    assert res.exit_code == 0, res.stderr
+    out = pq.ParquetFile(tmp_path / "out.parquet")
+    assert out.metadata.num_row_groups == 0
+    assert out.schema_arrow.equals(schema, check_metadata=True)
