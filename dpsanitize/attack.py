@@ -522,6 +522,9 @@ def tune(name: str, prior: Prior, target: float, *, store, options: dict | None 
             f"{high['bayes_recovery']:.4f} (eps {hi:.4g}) on this prior "
             f"(guessing from the prior alone: {low['prior_only']:.4f})")
     if not ok(hi):
+        # Earlier evaluations (memo: other targets) narrow the bracket before bisecting.
+        lo = max([e for e in seen if lo <= e < hi and ok(e)] + [lo])
+        hi = min([e for e in seen if lo < e <= hi and not ok(e)] + [hi])
         while hi / lo > TUNE_TOLERANCE:
             mid = math.sqrt(lo * hi)
             lo, hi = (mid, hi) if ok(mid) else (lo, mid)
