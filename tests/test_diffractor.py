@@ -110,11 +110,12 @@ def test_sampler_matches_closed_form(stat_store, lists, w):
 TWO_SIDED = diffractor.two_sided_geometric
 
 
-def one_sided(rng, size, epsilon):
-    return np.abs(TWO_SIDED(rng, size, epsilon))
+def one_sided(rng, size, epsilon, cap=2.0**53):
+    return np.abs(TWO_SIDED(rng, size, epsilon, cap))
 
 
-def rounded_laplace(rng, size, epsilon):  # the continuous law rounded: Pr[0] = 1 - exp(-eps/2)
+def rounded_laplace(rng, size, epsilon, cap=2.0**53):
+    """The continuous law rounded: Pr[0] = 1 - exp(-eps/2)."""
     return np.round(rng.laplace(0.0, 1.0 / epsilon, size))
 
 
@@ -130,7 +131,7 @@ def test_wrong_noise_is_detected(stat_store, monkeypatch, mutant):
     assert goodness_of_fit(counts, law) < ALPHA
 
 
-def test_noise_law_of_the_two_geometrics():
+def test_noise_law():
     """k itself: Pr[k] = (1-q)/(1+q) q^|k|, chi-square at alpha = 1e-6 over k in [-15, 15]."""
     eps = 0.9
     k = diffractor.two_sided_geometric(make_rng(5), 400_000, eps).astype(np.int64)
@@ -185,6 +186,10 @@ def test_vectorized_and_deterministic(stat_store):
     assert mech.perturb(np.array([], dtype=np.int64), make_rng(0)).shape == (0,)
     big = Diffractor(epsilon=50.0, store=stat_store)  # Pr[k != 0] ~ 4e-22
     assert (big.perturb(ids, make_rng(1)) == ids).all()
+    tiny = Diffractor(epsilon=1e-300, store=stat_store)  # E / eps overflows: |k| capped at |W|
+    out = tiny.perturb(ids, make_rng(1))
+    ends = tiny.order[0, [0, -1]]
+    assert set(out) == set(ends) and 0.45 < (out == ends[0]).mean() < 0.55
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, 13, True])

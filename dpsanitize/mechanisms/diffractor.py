@@ -6,8 +6,9 @@ among the current word's 64 exact nearest neighbours (ties: lower id); when all 
 the list it continues from the lowest id not yet in the list. Every list is a permutation of W.
 
 The mechanism picks one of the L lists uniformly, takes the word's position i in it, draws k
-with Pr[k] proportional to exp(-eps |k|) (k an integer: the difference of two geometric
-variables) and outputs the word at position min(max(i + k, 0), |W| - 1).
+with Pr[k] proportional to exp(-eps |k|) (k an integer: zero with probability tanh(eps/2), else
+a random sign times 1 + a geometric variable) and outputs the word at position
+min(max(i + k, 0), |W| - 1).
 
 Guarantee: one list's law is a shift of the same two-sided geometric law (clipped tails are sums
 of the same terms), so Pr[M(w)=y] <= exp(eps |pos(w) - pos(w')|) Pr[M(w')=y]; the mixture over L
@@ -88,15 +89,20 @@ def build_lists(store, lists: int) -> np.ndarray:
     return np.stack([walk(table, l * step) for l in range(lists)])
 
 
-def two_sided_geometric(rng: np.random.Generator, size: int, epsilon: float) -> np.ndarray:
-    """Integers k with Pr[k] = (1-q)/(1+q) q^|k|, q = exp(-eps), as float64.
+def two_sided_geometric(rng: np.random.Generator, size: int, epsilon: float,
+                        cap: float = 2.0**53) -> np.ndarray:
+    """Integers k with Pr[k] = (1-q)/(1+q) q^|k|, q = exp(-eps), |k| capped at ``cap`` (float64).
 
-    floor(E / eps) with E ~ Exp(1) is geometric: Pr[G >= g] = exp(-eps g); the difference of two
-    independent ones is the two-sided law. Exact while E / eps < 2**53 (eps above ~1e-14).
+    One uniform U: k = 0 when U < (1-q)/(1+q) = tanh(eps/2), else the sign is the side of U
+    above that; |k| = 1 + floor(E / eps) with E ~ Exp(1) (Pr[|k| > m | k != 0] = q^m). Capping
+    |k| at the list length changes nothing once positions are clipped, and keeps a tiny eps
+    (E / eps = inf) exact.
     """
-    e = rng.standard_exponential((2, size))
-    g = np.floor(e / epsilon)
-    return g[0] - g[1]
+    u = rng.random(size)
+    with np.errstate(over="ignore"):
+        m = 1.0 + np.minimum(np.floor(rng.standard_exponential(size) / epsilon), cap)
+    keep = math.tanh(epsilon / 2.0)
+    return np.where(u < keep, 0.0, np.where(u < (1.0 + keep) / 2.0, -m, m))
 
 
 class Diffractor(Mechanism):
@@ -134,7 +140,7 @@ class Diffractor(Mechanism):
             return (order is not None and order.shape == (lists, n)
                     and all((np.bincount(row, minlength=n) == 1).all() for row in order))
 
-        self.order = store.derived(f"diffractor-L{lists}-k{NEIGHBORS}",
+        self.order = store.derived(f"diffractor-walk1-L{lists}-k{NEIGHBORS}",
                                    lambda: {"order": build_lists(store, lists)}, valid)["order"]
         self.pos = np.empty_like(self.order)
         rows = np.arange(lists)[:, None]
@@ -162,7 +168,7 @@ class Diffractor(Mechanism):
         ids = np.asarray(ids, dtype=np.int64)
         m = len(ids)
         lst = rng.integers(0, self.lists, size=m) if self.lists > 1 else np.zeros(m, np.int64)
-        k = two_sided_geometric(rng, m, self.epsilon)
+        k = two_sided_geometric(rng, m, self.epsilon, cap=float(self.vocab_size))
         target = np.clip(self.pos[lst, ids] + k, 0, self.vocab_size - 1).astype(np.int64)
         return self.order[lst, target]
 
