@@ -41,8 +41,8 @@ def cli_help() -> str:
 
     parts = []
     for path, cmd in [("dpsanitize", cli), *_commands(cli)]:
-        with click.Context(cmd, info_name=path, terminal_width=100,
-                           max_content_width=100) as ctx:
+        with click.Context(cmd, info_name=path, terminal_width=100, max_content_width=100,
+                           help_option_names=["-h", "--help"]) as ctx:
             text = cmd.get_help(ctx)
         parts.append(f"### `{path}`\n\n```text\n{text.rstrip()}\n```\n")
     return "\n".join(parts)
