@@ -521,7 +521,9 @@ def tune(name: str, prior: Prior, target: float, *, store, options: dict | None 
             f"{target:g}: it reaches from {low['bayes_recovery']:.4f} (eps {lo:.4g}) to "
             f"{high['bayes_recovery']:.4f} (eps {hi:.4g}) on this prior "
             f"(guessing from the prior alone: {low['prior_only']:.4f})")
-    if not ok(hi):
+    if ok(hi):  # the whole range meets the target: its largest epsilon
+        lo = hi
+    else:
         # Earlier evaluations (memo: other targets) narrow the bracket before bisecting.
         lo = max([e for e in seen if lo <= e < hi and ok(e)] + [lo])
         hi = min([e for e in seen if lo < e <= hi and not ok(e)] + [hi])

@@ -230,6 +230,12 @@ def test_tune_bisects_to_the_target(toy_store):
     assert 0.0 <= result["changed"] <= 1.0
 
 
+def test_tune_returns_the_top_of_the_range_when_all_of_it_meets_the_target(toy_store):
+    prior = attack.default_prior(len(toy_store.vocab), words=100)
+    result = attack.tune("santext", prior, 0.99, store=toy_store, eps_range=(0.5, 2.0))
+    assert result["epsilon"] == 2.0 and result["bayes_recovery"] <= 0.99
+
+
 def test_tune_says_when_no_epsilon_meets_the_target(toy_store):
     prior = attack.default_prior(len(toy_store.vocab), words=100)
     with pytest.raises(InputDataError, match="from 0.") as info:
