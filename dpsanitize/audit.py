@@ -45,3 +45,31 @@ def summarize(rows: list[dict]) -> dict:
     return {"words": len(rows), "mean_N_w": float(n_w.mean()), "mean_S_w": float(s_w.mean()),
             "median_N_w": float(np.median(n_w)), "min_N_w": float(n_w.min()),
             "max_N_w": float(n_w.max())}
+
+
+def word_ids(words: str, vocab) -> list[int]:
+    """Vocabulary ids of a comma-separated list (InvalidParameter names the position, never
+    the word)."""
+    from .errors import InvalidParameter
+
+    ids = []
+    for n, raw in enumerate(words.split(","), start=1):
+        w = raw.strip()
+        i = vocab.id_of.get(w.lower() if vocab.lowercase else w)
+        if i is None:
+            raise InvalidParameter(f"--words: word {n} of the list is not in the vocabulary")
+        ids.append(i)
+    return ids
+
+
+def audit(mech, *, words: str | None = None, sample: int = 100, draws: int = 1000,
+          rng: np.random.Generator) -> dict:
+    """``dpsanitize audit``: N_w and S_w of the listed words (or ``sample`` words spread over
+    the ranks), their means, and the mechanism's unit."""
+    vocab = mech.store.vocab
+    ids = word_ids(words, vocab) if words else audit_words(len(vocab), sample)
+    rows = plausible_deniability(mech, ids, draws, rng)
+    for r in rows:
+        r["word"] = vocab.words[r.pop("id")]
+    return {"mechanism": mech.name, "epsilon": mech.epsilon, "draws": draws, **summarize(rows),
+            "unit": mech.unit, "rows": rows}

@@ -292,3 +292,95 @@ def plot(rows: list[dict], out, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(out, format="png", dpi=110)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# What `dpsanitize eval` is asked
+
+
+def parse_grid(value: str | None) -> dict:
+    """'4,8' (every mechanism) or 'gumbel=84,120;laplace=10,20' -> {mech or '*': [eps, ...]}."""
+    import math
+
+    from .errors import InvalidParameter
+
+    grid = {}
+    try:
+        for part in filter(None, (value or "").split(";")):
+            name, _, numbers = part.rpartition("=")
+            values = [float(v) for v in numbers.split(",") if v.strip()]
+            if not values or not all(math.isfinite(v) and v > 0 for v in values):
+                raise ValueError
+            grid[name.strip() or "*"] = values
+    except ValueError:
+        raise InvalidParameter("--eps: expected positive numbers: '4,8' or "
+                               "'gumbel=84,120;laplace=10'") from None
+    return grid
+
+
+def parse_targets(value: str | None) -> list[float]:
+    """'0.1,0.2' -> [0.1, 0.2] (each in (0, 1))."""
+    from .errors import InvalidParameter
+
+    try:
+        targets = [float(v) for v in (value or "").split(",") if v.strip()]
+        if not all(0 < t < 1 for t in targets):
+            raise ValueError
+    except ValueError:
+        raise InvalidParameter("--target-recovery: expected recoveries in (0, 1): "
+                               "'0.1,0.2,0.3'") from None
+    return targets
+
+
+def load_dataset(path: str, fmt: str, text_column: str, label_column: str) -> Dataset:
+    """Texts and labels of a CSV/TSV file, read as `run` reads it."""
+    from .errors import InvalidParameter
+    from .formats import detect, read_columns
+
+    name = detect(path, fmt)
+    if name not in ("csv", "tsv"):
+        raise InvalidParameter(f"{path}: eval reads CSV or TSV (name it *.csv/*.tsv or pass "
+                               f"--format)")
+    rows = read_columns(path, name, [text_column, label_column])
+    return Dataset([r[0] for r in rows], [r[1] for r in rows])
+
+
+def settings(mechs, grid: dict, targets, train: Dataset, *, store, cache_dir, progress=None,
+             warn=None) -> list:
+    """(mechanism, eps[, target]) to evaluate: the --eps values and the --target-recovery tunes."""
+    from .errors import InvalidParameter
+
+    if not grid and not targets:
+        raise InvalidParameter("give --eps, --target-recovery or both")
+    out = []
+    for m in mechs if grid else ():
+        values = grid.get(m, grid.get("*"))
+        if values is None and not targets:
+            raise InvalidParameter(f"--eps gives no epsilon for --mech {m}")
+        out.extend((m, v) for v in values or ())
+    if targets:
+        out += tuned_grid(train, mechs, targets, store=store, cache_dir=cache_dir,
+                          progress=progress, warn=warn)
+    return out
+
+
+def check_plotting() -> None:
+    """InvalidParameter unless matplotlib (extra ``eval``) can draw ``--plot``."""
+    from .errors import InvalidParameter
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InvalidParameter("--plot needs matplotlib: pip install 'dpsanitize[eval]'") from None
+
+
+def table(rows: list[dict]) -> str:
+    """The rows of :func:`evaluate` as a terminal table."""
+    lines = [f"{'mechanism':<12} {'eps':>8} {'accuracy':>15} {'changed':>8} {'N_w':>6} "
+             f"{'S_w':>7} {'recovery':>8}"]
+    for r in rows:
+        eps = "" if r["epsilon"] is None else f"{r['epsilon']:.4g}"
+        lines.append(f"{r['mechanism']:<12} {eps:>8} {r['accuracy_mean']:.3f} ± "
+                     f"{r['accuracy_sd']:.3f} {100 * r['changed']:7.0f}% {r['N_w']:6.3f} "
+                     f"{r['S_w']:7.1f} {r['bayes_recovery']:8.3f}")
+    return "\n".join(lines)

@@ -162,6 +162,35 @@ class IndexStore:
                     os.unlink(tmp)
         return arrays
 
+    def verify(self) -> None:
+        """Checksum every file of the entry; ResourceError (exit 78) if one fails."""
+        try:
+            load_entry(self.path, self.manifest["key"], full_check=True)
+        except CacheDamaged as exc:
+            raise ResourceError(f"cache entry failed verification ({exc}); run "
+                                "'dpsanitize index build --rebuild'") from None
+
+    def summary(self) -> dict:
+        """The manifest in words (``dpsanitize index info``): sizes, extremes, provenance."""
+        store, m = self, self.manifest
+        return {
+            "vocab_size": m["vocab_size"], "dim": m["dim"], "d_min": m["d_min"],
+            "d_max": m["d_max"],
+            "d_min_pair": [store.vocab.words[i] for i in m["d_min_pair"]],
+            "d_max_pair": [store.vocab.words[i] for i in m["d_max_pair"]],
+            "fingerprint": m["key"], "vocab_fingerprint": m["vocab_fingerprint"],
+            "path": store.path,
+            "source": m["source"], "source_format": m["source_format"],
+            "requested_vocab_size": m["requested_vocab_size"],
+            "words_only": m["words_only"], "rows_read": m["rows_read"],
+            "dropped_duplicates": m["dropped_duplicates"],
+            "dropped_non_words": m["dropped_non_words"],
+            "lowercase": m["lowercase"],
+            "k_max": m["k_max"], "annoy": m["annoy"], "search_k": m["search_k"],
+            "build_seconds": m["build_seconds"], "created": m["created"],
+            "files": {name: meta["size"] for name, meta in m["files"].items()},
+        }
+
     def neighbors(self, i: int, k: int):
         """Exact k nearest other words of word ``i``: ``(ids, dists)`` nearest first."""
         if k <= self.k_max:

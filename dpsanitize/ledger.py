@@ -30,9 +30,13 @@ from .privacy import NONE, Guarantee
 class Ledger:
     """The releases recorded in one JSON-lines file (a missing file is an empty ledger)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, must_exist: bool = False):
+        from .errors import MissingInputError
+
         self.path = path
         self.entries: list[dict] = []
+        if must_exist and not os.path.isfile(path):
+            raise MissingInputError(f"no ledger at {path}")
         try:
             with open(path, encoding="utf-8") as f:
                 for line in f:

@@ -239,3 +239,25 @@ class Sanitizer:
             "privacy": statement,
             "per_line_bound": guarantee.line_bound(c["max_words_per_line"]),
         }
+
+
+def summary_line(report: dict) -> str:
+    """A run's report in one line for stderr: counts, the mechanism and what it guarantees."""
+    from .privacy import summary_phrase
+
+    c = report["counts"]
+    oov_pct = 100.0 * c["oov"] / c["words"] if c["words"] else 0.0
+    oov_what = {"mask": "masked", "random": "random words", "keep": "KEPT"}[report["oov_policy"]]
+    return (f"{c['lines']} lines, {_human(c['words'])} words: {_human(c['replaced'])} replaced, "
+            f"{_human(c['unchanged'])} unchanged, {_human(c['oov'])} out of vocabulary "
+            f"({oov_pct:.1f}%, {oov_what}); {report['mechanism']} eps={report['epsilon']:g} "
+            f"{report['epsilon_unit']}; {summary_phrase(report['guarantee'])}; "
+            f"max {c['max_words_per_line']} words/line; {report['elapsed_seconds']:.1f} s, "
+            f"{_human(report['words_per_second'] or 0)} words/s")
+
+
+def _human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"

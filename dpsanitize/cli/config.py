@@ -18,7 +18,7 @@ import os
 
 import click
 
-from .errors import ResourceError
+from ..errors import ResourceError
 
 NOT_FROM_CONFIG = {"seed", "config", "paths"}
 

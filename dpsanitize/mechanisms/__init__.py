@@ -46,6 +46,47 @@ EPSILON_GUIDE = {  # name: (range, what it does there)
 }
 
 
+# The options of particular mechanisms, owned here with the mechanisms: (flag, type, help).
+# type: ("choice", values) | ("int", low) | ("float", low, high, low_open, high_open) | ("flag",).
+# The CLI turns each into an option; a mechanism whose constructor does not take one refuses it.
+OPTIONS = (
+    ("--decoder", ("choice", ("exact", "annoy")),
+     "laplace, mahalanobis, vickrey: decode the noisy vector exactly (default) or with Annoy "
+     "(approximate, post-processing)."),
+    ("--device", ("choice", ("cpu", "cuda")),
+     "laplace, mahalanobis, vickrey: score the vocabulary for exact decoding on the CPU "
+     "(default) or a CUDA GPU (extra dpsanitize[gpu]); the same output either way."),
+    ("--search-k", ("int", 1), "Annoy search_k with --decoder annoy (default 10000)."),
+    ("--lam", ("float", 0, 1, False, False),
+     "mahalanobis (and vickrey with --vickrey-base mahalanobis): weight of the covariance, in "
+     "[0, 1]; default 0.2."),
+    ("--vickrey-t", ("float", 0, 1, False, False), "vickrey: threshold t in [0, 1]; default 0.5."),
+    ("--vickrey-base", ("choice", ("laplace", "mahalanobis")),
+     "vickrey: the noise it builds on; default laplace."),
+    ("--tem-beta", ("float", 0, 1, True, True), "tem: beta in (0, 1); default 0.001."),
+    ("--santext-sensitive", ("float", 0, 1, True, False),
+     "santext+: fraction of W (least frequent) treated as sensitive, in (0, 1]; default 0.9."),
+    ("--santext-p", ("float", 0, 1, False, False),
+     "santext+: probability that a non-sensitive word is resampled, in [0, 1]; default 0.3."),
+    ("--custext-k", ("int", 1), "custext: group size K; default 20."),
+    ("--diffractor-lists", ("int", 1),
+     "diffractor: number of word lists L (list l starts at id l*floor(|W|/L)); default 1."),
+    ("--mh-steps", ("int", 0), "density-mh: Metropolis-Hastings steps per word; default 20."),
+    ("--experimental", ("flag",),
+     "Allow an experimental mechanism (density-mh: no formal guarantee)."),
+    ("--kde-bandwidth", ("float", 0, None, True, False),
+     "density: bandwidth h of the Gaussian kernel density prior; default Scott's rule."),
+    ("--truncate", ("float", 0, None, True, False),
+     "laplace: truncate the noise radius at R. NOT pure metric DP: delta = Pr[Gamma(n, 1/eps) > "
+     "R] per word (calibrate prints it)."),
+    ("--truncate-delta", ("float", 0, 1, True, True),
+     "laplace: truncate the noise radius where Pr[Gamma(n, 1/eps) > R] is this delta."),
+    ("--max-delta", ("float", 0, 1, False, False),
+     "laplace: refuse a truncation whose delta per word is larger (before any work, naming the "
+     "radius that meets it); default 0.05."),
+)
+
+
 def mechanism_class(name: str):
     """The class registered under ``name`` (KeyError for an unknown name)."""
     module, _, cls = MECHANISMS[name].partition(":")
