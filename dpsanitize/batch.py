@@ -219,19 +219,24 @@ class _Failed:
     error: BaseException
 
 
-def open_ledger(path, budget, jobs, decisions, guarantee):
-    """The privacy ledger of ``path`` (None without one), after refusing (OverBudget) a run
-    that would take an input over ``budget``; the inputs to sanitize get their SHA-256."""
+def open_ledger(path, budget, jobs, decisions, mechanism):
+    """The privacy ledger of ``path``, opened and locked for the run (None without one), after
+    refusing (OverBudget) a run that would take an input over ``budget``; the inputs to
+    sanitize get their SHA-256. Close it (a context manager) when the run ends."""
     if not path:
         return None
     from .ledger import Ledger
 
-    ledger = Ledger(path)
-    todo = [job for job in jobs if decisions[job.rel] == "run"]
-    for job in todo:
-        if not job.sha256:
-            job.sha256, job.size = checksum(job.src)
-    ledger.check([(job.src, job.sha256) for job in todo], guarantee, budget)
+    ledger = Ledger(path, lock=True)
+    try:
+        todo = [job for job in jobs if decisions[job.rel] == "run"]
+        for job in todo:
+            if not job.sha256:
+                job.sha256, job.size = checksum(job.src)
+        ledger.check([(job.src, job.sha256) for job in todo], mechanism, budget)
+    except BaseException:
+        ledger.close()
+        raise
     return ledger
 
 
@@ -288,13 +293,12 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                         out = stack.enter_context(formats[current.rel].writer(out))
                     tick = stack.enter_context(progress(current)) if progress else None
                 elif isinstance(item, _End):
+                    if ledger is not None:  # before the output exists: never an unrecorded one
+                        ledger.record(current.src, current.sha256, sanitizer.mechanism)
                     stack, done = None, stack
                     done.close()  # publishes the output
                     sanitizer.counters.add(counts)
                     note(current, "done", 0)
-                    if ledger is not None:
-                        ledger.record(current.src, current.sha256, sanitizer.mechanism.name,
-                                      sanitizer.mechanism.guarantee)
                     rows[current.rel].update(status="sanitized", counts=asdict(counts))
                     current = None
                 elif isinstance(item, _Failed):

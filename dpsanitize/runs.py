@@ -89,6 +89,8 @@ def plan(r: RunRequest) -> Plan:
                           many=r.output_dir is not None)
     if r.report and r.report != "-":
         check_output_path(r.report, r.force)
+    if r.ledger:  # its folder must exist: a release is recorded before its output appears
+        check_output_path(r.ledger, force=True)
     if r.output_dir is None and jobs[0].dst != "-":  # its folder (whether it exists: see decide)
         check_output_path(jobs[0].dst, force=True)
     if not r.manifest:  # existing outputs fail fast, before the index is opened
@@ -146,7 +148,9 @@ def execute(p: Plan, *, open_store, progress=None) -> tuple[dict, str]:
             "encoding": r.encoding})
         book = Manifest(r.manifest) if r.manifest else None
         decisions = decide(p.jobs, book, fingerprint, r.force)  # every refusal before any work
-        releases = open_ledger(r.ledger, r.budget, p.jobs, decisions, mechanism.guarantee)
+        releases = open_ledger(r.ledger, r.budget, p.jobs, decisions, mechanism)
+        if releases is not None:
+            stack.callback(releases.close)
         report_out = stack.enter_context(atomic_output(r.report, force=r.force)) \
             if r.report else None
         client = _dask_client(stack, r.scheduler, max(r.workers, 2)) \

@@ -28,7 +28,8 @@ def test_releases_add_up_and_the_budget_refuses_before_any_work(runner, toy_embe
     assert other.exit_code == 0, other.stderr
     shown = json.loads(run_cli(runner, ["ledger", "show", str(book), "--json"]).stdout)
     assert len(shown) == 1 and shown[0]["releases"] == 3
-    by_metric = shown[0]["by_metric"]
+    by_metric = {k.split("@")[0]: v for k, v in shown[0]["by_metric"].items()}
+    assert len({k.split("@")[1] for k in shown[0]["by_metric"]}) == 1  # one vocabulary
     assert by_metric["euclidean"]["epsilon"] == 7 and by_metric["euclidean"]["releases"] == 2
     assert by_metric["mahalanobis(lam=0.2)"]["epsilon"] == 5
     entries = [json.loads(line) for line in book.read_text().splitlines()]
@@ -65,3 +66,45 @@ def test_stdin_redirected_from_the_output_is_refused(tmp_path, toy_embeddings, t
                               stdin=stdin, capture_output=True, text=True)
     assert done.returncode == 2 and "same file" in done.stderr
     assert out.read_text() == "wa wb\n"
+
+
+def test_copies_of_one_text_in_a_run_are_all_counted(runner, toy_embeddings, toy_cache, tmp_path):
+    toy = _toy(toy_embeddings, toy_cache)
+    (tmp_path / "in").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / "in" / name).write_text("wa wb wc\n")
+    book = tmp_path / "ledger.jsonl"
+    over = run_cli(runner, ["run", "--mech", "tem", "--eps", "5", "--ledger", str(book),
+                            "--budget", "6", *toy, "--output-dir", str(tmp_path / "out"),
+                            "-r", str(tmp_path / "in")])
+    assert over.exit_code == 77 and "2 times" in over.stderr
+    assert not list((tmp_path / "out").glob("*.txt"))
+
+
+def test_other_vocabularies_are_accounted_apart(runner, toy_embeddings, toy_cache, tmp_path):
+    book = tmp_path / "ledger.jsonl"
+    src = tmp_path / "in.txt"
+    src.write_text("wa wb\n")
+    for n, size in enumerate(["0", "100"]):
+        ok = run_cli(runner, ["run", "--mech", "tem", "--eps", "5", "--ledger", str(book),
+                              "--budget", "6", "--embeddings", toy_embeddings[0], "--vocab-size",
+                              size, "--cache-dir", toy_cache, str(src), str(tmp_path / f"o{n}")])
+        assert ok.exit_code == 0, ok.stderr
+    shown = json.loads(run_cli(runner, ["ledger", "show", str(book), "--json"]).stdout)
+    assert [m["epsilon"] for m in shown[0]["by_metric"].values()] == [5, 5]
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_run_before_any_output(
+        runner, toy_embeddings, toy_cache, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("wa wb\n")
+    out = tmp_path / "o.txt"
+    missing = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger",
+                               str(tmp_path / "nope" / "l.jsonl"), *_toy(toy_embeddings, toy_cache),
+                               str(src), str(out)])
+    assert missing.exit_code == 73 and not out.exists()
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text('{"sha256": "x", "epsilon": 1}\nnot json\n{"sha256": "y", "epsilon": 1}\n')
+    bad = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(damaged),
+                           *_toy(toy_embeddings, toy_cache), str(src), str(out)])
+    assert bad.exit_code == 78 and "line 2" in bad.stderr and not out.exists()
