@@ -80,10 +80,6 @@ class OverBudget(DpsanitizeError):
     exit_code = os.EX_NOPERM
 
 
-class NoEpsilonMeetsTarget(InputDataError):
-    """No epsilon in the searched range meets the asked target: exit 65."""
-
-
 class ResourceError(DpsanitizeError):
     """Embeddings, index or configuration missing, malformed or inconsistent: exit 78."""
 

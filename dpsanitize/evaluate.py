@@ -175,13 +175,14 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
         for seed in range(repeats):
             done = cache.get({**setting, "seed": seed})
             if done is None:
-                s = Sanitizer(mech, seed=seed)
+                # the repeats' seeds are the measurement's own, not a user's: a SeedSequence
+                s = Sanitizer(mech, seed=np.random.SeedSequence(seed))
                 new_train = Dataset(s.sanitize_lines(train.texts), train.labels)
                 c: Counters = s.counters
                 share = c.replaced / max(1, c.words - c.oov)
                 new_test = test
                 if sanitize == "both":
-                    t = Sanitizer(mech, seed=10_000 + seed)
+                    t = Sanitizer(mech, seed=np.random.SeedSequence(10_000 + seed))
                     new_test = Dataset(t.sanitize_lines(test.texts), test.labels)
                 done = {"accuracy": accuracy(classifier, new_train, new_test, store),
                         "changed": share}

@@ -34,7 +34,7 @@ EXTENSIONS = (".parquet", ".pq")
 _CODECS = {"UNCOMPRESSED": "none", "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli",
            "ZSTD": "zstd", "LZ4": "lz4", "LZ4_RAW": "lz4"}
 _DICTIONARY = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
-SLICE_CHARS = 1 << 18  # text per mechanism call, as a block of text input (pipeline.BLOCK_BYTES)
+SLICE_CHARS = 1 << 18  # text per mechanism call, as a block of text input (stream.BLOCK_BYTES)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ import numpy as np
 
 from .errors import PrivacyWarning
 from .rewrite import Counters, Rewriter, count_lines
-from .stream import (BLOCK_BYTES, DEFAULT_MAX_LINE_BYTES, Block, BlockRewriter, BlockTask,
-                     FileSpan, LocalTask, RewriterSpec, read_chunks)
+from .engines.tasks import BlockTask, RewriterSpec
+from .stream import (BLOCK_BYTES, DEFAULT_MAX_LINE_BYTES, Block, BlockRewriter, FileSpan,
+                     LocalTask, read_chunks)
 
 __all__ = ["Sanitizer", "Counters", "Block", "FileSpan", "read_chunks", "BLOCK_BYTES",
            "DEFAULT_MAX_LINE_BYTES"]
@@ -229,7 +230,7 @@ class Sanitizer:
                            "index": self.store.manifest["key"], "size": len(self.store.vocab),
                            "dim": self.store.vocab.dim, "source": self.store.manifest["source"]},
             "oov_policy": self.oov, "counts": c,
-            "annoy_exact_fallbacks": self.store.annoy_fallbacks,
+            "annoy_exact_fallbacks": c["annoy_fallbacks"],
             "counts_note": "the replaced/unchanged counts compare the output with the input and "
                            "are not covered by the privacy guarantee: keep this report with the "
                            "input, not with the released output",

@@ -120,10 +120,6 @@ class Guarantee:
         if (self.delta > 0) != (self.kind == APPROXIMATE):
             raise ValueError("delta > 0 exactly for approximate guarantees")
 
-    @property
-    def pure(self) -> bool:
-        return self.kind in (METRIC_DP, WITHIN_GROUPS, CONDITIONAL)
-
     def as_dict(self) -> dict:
         """The report's top-level ``guarantee`` object."""
         return {"kind": self.kind, "epsilon": self.epsilon, "delta": self.delta,
@@ -131,7 +127,9 @@ class Guarantee:
 
     def pair_bounds(self, a, b):
         """``(log_ratio, delta, covered)`` arrays for word pairs ``(a[i], b[i])``: the claim
-        Pr[M(a)=y] <= exp(log_ratio) Pr[M(b)=y] + delta for every y, where ``covered``."""
+        Pr[M(a) in S] <= exp(log_ratio) Pr[M(b) in S] + delta for every set S of outputs, where
+        ``covered``. For an approximate guarantee ``self.delta`` is the total variation distance
+        to a pure mechanism and a pair's DP delta is exp(eps d) delta / (1 - delta)."""
         import numpy as np
 
         a, b = np.atleast_1d(np.asarray(a, dtype=np.int64)), np.atleast_1d(np.asarray(b))
@@ -175,11 +173,19 @@ class Guarantee:
             per_pair = _approximate_delta(eps * diameter, self.delta)
             line_delta = min(1.0, max_words * per_pair)
             out["delta_per_word"] = self.delta
+            out["delta_is"] = ("the total variation distance of one word's output to the pure "
+                               "mechanism's; a pair at distance d gets DP delta "
+                               "exp(eps d) delta / (1 - delta)")
             out["worst_case_delta"] = line_delta
+            out["bounded_below_distance"] = self.bounded_below()
             if line_delta >= 1.0:
                 out["note"] += ("; the composed delta reaches 1 at this line length, so the "
                                 "worst case promises nothing for the farthest pairs")
         return out
+
+    def bounded_below(self) -> float:
+        """The distance below which a pair's DP delta stays under 1 (approximate guarantees)."""
+        return math.log((1.0 - self.delta) / self.delta) / self.epsilon
 
     def line_rule(self) -> str:
         """How the per-word bound composes over a line, in one sentence."""
@@ -230,8 +236,11 @@ def summary_phrase(guarantee: dict) -> str:
     if kind == NONE:
         return NO_GUARANTEE.upper()
     if kind == APPROXIMATE:
-        return (f"APPROXIMATE guarantee, NOT pure DP: delta={guarantee['delta']:.3g} per word "
-                f"({metric} metric)")
+        delta, eps = guarantee["delta"], guarantee["epsilon"]
+        reach = math.log((1.0 - delta) / delta) / eps
+        return (f"APPROXIMATE guarantee, NOT pure DP: delta={delta:.3g} per word (total "
+                f"variation to the pure mechanism); pairs farther apart than {reach:.3g} "
+                f"({metric}) have no bound")
     if kind == WITHIN_GROUPS:
         return "plain DP within groups only"
     if kind == CONDITIONAL:

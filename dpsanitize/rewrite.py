@@ -40,6 +40,7 @@ class Counters:
     bytes: int = 0
     non_string: int = 0  # JSON values in a named field that are not strings (kept as they are)
     nulls: int = 0  # nulls in a named column of a Parquet file or data frame (kept)
+    annoy_fallbacks: int = 0  # Annoy queries answered short, decoded exactly instead
 
     def add(self, other: "Counters") -> None:
         for name, value in asdict(other).items():
@@ -91,7 +92,10 @@ class Rewriter:
         keys = list(map(str.lower, words)) if self._fold else words
         ids = np.fromiter(map(self._lookup, keys, repeat(-1)), dtype=np.int64, count=n)
         known = np.flatnonzero(ids >= 0)
+        store = self.mechanism.store
+        before = store.annoy_fallbacks
         out = self.mechanism.perturb(ids[known], rng)
+        c.annoy_fallbacks += store.annoy_fallbacks - before
         same = out == ids[known]
         n_same = int(np.count_nonzero(same))
         c.words += n

@@ -45,7 +45,9 @@ SEED_WARNING = ("--seed makes the noise reproducible; anyone who knows the seed 
 def warn_if_seeded(seed) -> None:
     """A :class:`..errors.PrivacyWarning` for a user's fixed seed (an int; a SeedSequence is a
     worker's share of a run that was warned already)."""
-    if isinstance(seed, int) and not isinstance(seed, bool):
+    import numbers
+
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         import warnings
 
         from .errors import PrivacyWarning

@@ -4,13 +4,13 @@ block in any process.
 A :class:`Block` holds whole lines of one input (or whole records of a format: CSV, JSON lines,
 a Parquet row group) and the name of its random stream. :class:`BlockRewriter` rewrites a block
 with that stream's generator (block i of a run draws from the i-th child of the run's seed, so
-any number of processes writes the same bytes). :class:`RewriterSpec` is the picklable
-description another process builds the same block rewriter from (the index, the mechanism's
-recipe, the OOV policy, the seed); :class:`BlockTask` is what the engines map over blocks.
+any number of processes writes the same bytes); :class:`LocalTask` is that rewrite as the
+function an engine maps over blocks in this process (:mod:`.engines.tasks` rebuilds it in
+others).
 
 Example::
 
-    task = BlockTask(spec, "utf-8")
+    task = LocalTask(BlockRewriter(rewriter, seed_sequence), "utf-8")
     data, counts = task(Block(0, 1, b"Call me Ishmael.\n"))
 """
 
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputDataError, ResourceError
+from .errors import InputDataError
 from .rewrite import Counters, Rewriter, count_lines
 
 DEFAULT_MAX_LINE_BYTES = 10 << 20
@@ -35,7 +35,7 @@ class Block:
 
     index: object  # the block's random stream: an int, or (stream, i)
     first_line: object  # an int, or a formats.Position
-    data: bytes
+    data: bytes = field(repr=False)  # input text: never in a log line or an error
     fmt: object = None
 
 
@@ -132,83 +132,6 @@ class BlockRewriter:
                               lambda records: self.rewriter.rewrite_records(records, rng, counts),
                               counts)
         return out.encode(encoding, errors="replace"), counts
-
-
-_BUILT: dict = {}  # per process: spec -> BlockRewriter
-
-
-@dataclass(frozen=True)
-class RewriterSpec:
-    """What another process needs to rebuild a run's block rewriter (no text, no generator
-    state): where the index is (a cache path, or the embeddings to open it from), the
-    vocabulary's fingerprint, the mechanism's recipe, the OOV policy and the seed."""
-
-    store_path: str
-    source: tuple  # (name, value) pairs: embeddings, format, vocab size, words-only, trees
-    vocab_fingerprint: str
-    recipe: object  # mechanisms.Recipe
-    options: tuple  # (("oov", ...), ("oov_token", ...))
-    bit_generator: str
-    entropy: int
-    spawn_key: tuple
-
-    @classmethod
-    def of(cls, block_rewriter: BlockRewriter) -> "RewriterSpec":
-        from .errors import InvalidParameter
-
-        seq = block_rewriter.seed_sequence
-        if seq is None:
-            raise InvalidParameter("worker processes need a sanitizer seeded by seed=, not rng=")
-        rewriter = block_rewriter.rewriter
-        store = rewriter.mechanism.store
-        m = store.manifest
-        default = m["source_format"] == "default"
-        source = (("embeddings", None if default else m["source"]),
-                  ("fmt", "auto" if default else m["source_format"]),
-                  ("vocab_size", m["requested_vocab_size"]), ("words_only", m["words_only"]),
-                  ("trees", m["annoy"]["trees"]))
-        return cls(store.path, source, m["vocab_fingerprint"], rewriter.mechanism.recipe,
-                   (("oov", rewriter.oov), ("oov_token", rewriter.oov_token)),
-                   block_rewriter.bit_generator, int(seq.entropy), tuple(seq.spawn_key))
-
-    def open_store(self):
-        """The index: the cache entry at ``store_path`` when this machine has it, else opened
-        (or built) from the same embeddings; another vocabulary is an error."""
-        from .index import BuildParams, load_entry, open_index
-
-        if os.path.isdir(self.store_path):
-            store = load_entry(self.store_path)
-        else:
-            s = dict(self.source)
-            store = open_index(s["embeddings"], s["fmt"], s["vocab_size"],
-                               words_only=s["words_only"], params=BuildParams(trees=s["trees"]))
-        if store.manifest["vocab_fingerprint"] != self.vocab_fingerprint:
-            raise ResourceError("a worker opened another vocabulary than the client's (other "
-                                "embeddings file?); give the workers the client's cache or file")
-        return store
-
-    def build(self) -> BlockRewriter:
-        """This process's block rewriter for the spec, built on first use."""
-        found = _BUILT.get(self)
-        if found is None:
-            mechanism = self.recipe.build(self.open_store())
-            seq = np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
-            found = BlockRewriter(Rewriter(mechanism, **dict(self.options)), seq,
-                                  bit_generator=self.bit_generator)
-            _BUILT[self] = found
-        return found
-
-
-@dataclass(frozen=True)
-class BlockTask:
-    """The function the engines map over blocks: picklable, rebuilt once per process."""
-
-    spec: RewriterSpec
-    encoding: str
-
-    def __call__(self, block: Block):
-        return self.spec.build().sanitize_chunk(block.index, block.first_line, block.data,
-                                                self.encoding, block.fmt)
 
 
 @dataclass(frozen=True)

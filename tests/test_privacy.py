@@ -4,9 +4,10 @@ For each mechanism with a closed-form law (and the Laplace family on a 1-D vocab
 the law of the decoded word is the Laplace CDF over Voronoi intervals), the test computes, for
 every ordered pair of words, the worst output ratio max_y log(P[y|w] / P[y|w']) (for approximate
 guarantees: the worst set's excess sum_y max(0, P[y|w] - e^L P[y|w'])) and asserts that it never
-exceeds what the mechanism's ``Guarantee`` claims for the pairs it covers. Deliberately wrong
-guarantees (santext+ claiming pure metric DP, custext claiming every pair, truncated laplace
-claiming delta 0, mahalanobis stated in the Euclidean metric) must fail the same check.
+exceeds what the mechanism's ``Guarantee`` claims for the pairs it covers; gumbel's law comes
+from numerical integration of its specification (``test_gumbel.exact_probabilities``).
+Deliberately wrong guarantees (santext+ claiming pure metric DP, custext claiming every pair,
+truncated laplace claiming delta 0 or a third of its delta) must fail the same check.
 """
 
 import dataclasses
@@ -19,7 +20,7 @@ from conftest import toy_words, write_glove
 from dpsanitize import privacy
 from dpsanitize.index import open_index
 from dpsanitize.mechanisms import create
-from dpsanitize.mechanisms.mahalanobis import whitening
+from dpsanitize.mechanisms.mahalanobis import regularized_sqrt
 
 TOL = 1e-9  # float64 rounding of the closed forms
 
@@ -88,12 +89,39 @@ def laplace_law_1d(store, eps: float, radius: float | None = None) -> np.ndarray
 @pytest.mark.parametrize("name,eps,options", [
     ("santext", 1.5, {}), ("santext", 4.0, {}), ("tem", 2.0, {}), ("density", 1.5, {}),
     ("santext+", 1.5, {"santext_sensitive": 0.5, "santext_p": 0.3}),
+    ("santext+", 1.5, {"santext_sensitive": 0.5, "santext_p": 1.0}),
+    ("santext+", 1.5, {"santext_sensitive": 1.0, "santext_p": 0.3}),
     ("custext", 2.0, {"custext_k": 4}),
     ("diffractor", 0.8, {"diffractor_lists": 1}), ("diffractor", 0.8, {"diffractor_lists": 3}),
 ])
 def test_closed_form_laws_keep_their_guarantee(stat_store, name, eps, options):
     mech = create(name, epsilon=eps, store=stat_store, **options)
     assert violations(exact_law(mech), mech.guarantee) == []
+
+
+@pytest.mark.parametrize("factor", [1.01, 3.0])
+def test_gumbel_keeps_its_guarantee_by_numerical_integration(stat_store, factor):
+    """The truncated Gumbel law by numerical integration of the specification (test_gumbel's
+    independent reference), just above the calibration's floor and well above it."""
+    from test_gumbel import exact_probabilities
+
+    from dpsanitize.mechanisms.gumbel import epsilon_floor
+
+    eps = factor * epsilon_floor(len(stat_store.vocab), stat_store.d_min)
+    mech = create("gumbel", epsilon=eps, store=stat_store)
+    d = mech.guarantee.metric.distance(*np.indices((12, 12)).reshape(2, -1)).reshape(12, 12)
+    law = np.array([exact_probabilities(w, d, mech.lam, mech.b, stat_store.d_max)
+                    for w in range(12)])
+    assert np.allclose(law.sum(1), 1, atol=1e-8)
+    assert violations(law, mech.guarantee) == []
+
+
+def test_a_delta_too_small_is_caught(line_store):
+    eps, radius = 1.3, 3.0
+    mech = create("laplace", epsilon=eps, store=line_store, truncate=radius, max_delta=0.5)
+    law = laplace_law_1d(line_store, eps, radius)
+    understated = dataclasses.replace(mech.guarantee, delta=mech.guarantee.delta / 3)
+    assert violations(law, understated)
 
 
 def test_laplace_on_a_line_keeps_its_guarantee(line_store):
@@ -149,8 +177,9 @@ def test_mahalanobis_is_stated_in_its_own_metric(stat_store):
     lam = 0.9
     mech = create("mahalanobis", epsilon=2.0, store=stat_store, lam=lam)
     g = mech.guarantee
-    x = np.asarray(stat_store.vocab.vectors, dtype=np.float64) @ whitening(
-        stat_store.vocab.vectors, lam)
+    # d_RM from the noise shape S itself: |S^-1 (u - v)|, independent of the code's whitening
+    shape = regularized_sqrt(stat_store.vocab.vectors, lam)
+    x = np.linalg.solve(shape, np.asarray(stat_store.vocab.vectors, dtype=np.float64).T).T
     brute = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     assert g.metric.name == "mahalanobis" and g.metric.params == {"lam": lam}
     assert g.metric.diameter == pytest.approx(brute.max(), rel=1e-12)

@@ -31,7 +31,7 @@ class _Submitted:
 
 
 def in_order(items, submit, limit: int):
-    """Yield ``submit(block).result()`` for each ``pipeline.Block`` of ``items`` and every other
+    """Yield ``submit(block).result()`` for each ``stream.Block`` of ``items`` and every other
     item as it is, in the order of ``items``, with at most ``limit`` blocks in flight.
 
     ``submit`` returns a future (concurrent.futures or Dask). A marker at the head goes out at

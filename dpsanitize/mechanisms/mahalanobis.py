@@ -29,22 +29,31 @@ from .laplace import MultivariateLaplace, unit_directions
 log = logging.getLogger("dpsanitize")
 
 
-def regularized_sqrt(x: np.ndarray, lam: float) -> np.ndarray:
-    """(lam Sigma + (1 - lam) I)^(1/2), Sigma = cov(x) scaled to trace = dim."""
-    x = np.asarray(x, dtype=np.float64)
-    cov = np.atleast_2d(np.cov(x, rowvar=False))
-    cov *= x.shape[1] / np.trace(cov)
-    m = lam * cov + (1.0 - lam) * np.eye(x.shape[1])
-    vals, vecs = np.linalg.eigh(m)
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
-
-
-def whitening(x: np.ndarray, lam: float) -> np.ndarray:
-    """(lam Sigma + (1 - lam) I)^(-1/2): d_RM(u - v) = |(u - v) @ whitening|, Euclidean."""
+def _regularized_eigh(x: np.ndarray, lam: float):
+    """Eigenvalues and eigenvectors of lam Sigma + (1 - lam) I, Sigma = cov(x) scaled to
+    trace = dim (float64)."""
     x = np.asarray(x, dtype=np.float64)
     cov = np.atleast_2d(np.cov(x, rowvar=False))
     cov *= x.shape[1] / np.trace(cov)
     vals, vecs = np.linalg.eigh(lam * cov + (1.0 - lam) * np.eye(x.shape[1]))
+    return np.clip(vals, 0.0, None), vecs
+
+
+def regularized_sqrt(x: np.ndarray, lam: float) -> np.ndarray:
+    """(lam Sigma + (1 - lam) I)^(1/2): the noise shape S."""
+    vals, vecs = _regularized_eigh(x, lam)
+    return (vecs * np.sqrt(vals)) @ vecs.T
+
+
+def whitening(x: np.ndarray, lam: float) -> np.ndarray:
+    """(lam Sigma + (1 - lam) I)^(-1/2): d_RM(u - v) = |(u - v) @ whitening|, Euclidean.
+
+    A direction the noise never takes (an eigenvalue 0, only at lam = 1 with a singular
+    covariance) gets a tiny eigenvalue instead: its distances, and so the bound, come out
+    very large rather than infinite, which overstates the bound, never understates it.
+    """
+    vals, vecs = _regularized_eigh(x, lam)
+    vals = np.maximum(vals, 1e-12 * max(float(vals.max()), 1e-300))
     return (vecs / np.sqrt(vals)) @ vecs.T
 
 

@@ -74,8 +74,9 @@ class SanTextPlus(Mechanism):
     unit = "per word, per unit of Euclidean distance, between two sensitive words only"
     claim = ("{eps}-metric-DP between two sensitive words only (Euclidean distance): "
              "Pr[M(w)=y] <= exp({eps}*d(w,w'))*Pr[M(w')=y] when w and w' are both sensitive; a "
-             "non-sensitive word is released unchanged with probability 1-p and only a "
-             "non-sensitive word can be, so pairs with a non-sensitive word have no bound")
+             "non-sensitive word is kept with probability at least 1-p while every other word "
+             "outputs only sensitive words, so pairs with a non-sensitive word have no bound "
+             "(unless p = 1 or every word is sensitive: then all pairs are covered)")
     reference = "Yue et al., Findings of ACL 2021 (SanText+)"
 
     def __init__(self, *, epsilon: float, store, santext_sensitive: float = 0.9,
@@ -101,6 +102,10 @@ class SanTextPlus(Mechanism):
 
     def make_guarantee(self) -> Guarantee:
         first = self.first_sensitive
+        if first == 0 or self.p == 1.0:  # every word resampled from the sensitive set
+            return Guarantee(privacy.METRIC_DP, self.epsilon, euclidean_metric(self.store),
+                             self.claim.format(eps=f"{self.epsilon:g}"), "every pair of words",
+                             self.unit)
 
         def both_sensitive(a, b):
             return (np.asarray(a) >= first) & (np.asarray(b) >= first)
