@@ -40,6 +40,7 @@ ANNOY_SEED = 20210519  # public data, so a fixed seed is fine: reproducible inde
 SMALL_FILE = 4 << 20  # files up to this size are checksummed on every load
 DECODERS = ("exact", "annoy")
 _SOURCE = "_computed_from"  # the hash a derived file carries
+DERIVED_VERSION = 1  # part of that hash: bump it when an algorithm behind a derived table changes
 MANIFEST_KEYS = frozenset((
     "format_version", "key", "vocab_fingerprint", "source", "source_format",
     "requested_vocab_size", "vocab_size", "dim", "words_only", "rows_read", "dropped_duplicates",
@@ -138,12 +139,14 @@ class IndexStore:
         """Arrays computed once from this entry's public data and cached beside it.
 
         ``compute()`` returns a dict of arrays. The file carries a hash of what it was computed
-        from (the entry's full key and ``name``, which must name every parameter); a cached copy
+        from (the entry's full key, ``name``, which must name every parameter, and
+        ``DERIVED_VERSION``, bumped when an algorithm changes); a cached copy
         that fails to load, carries another hash, or fails ``valid`` is recomputed and replaced.
         """
         path = os.path.join(os.path.dirname(self.path), "derived",
                             f"{self.manifest['key'][:32]}-{name}.npz")
-        source = hashlib.sha256(f"{self.manifest['key']}\0{name}".encode()).hexdigest()
+        source = hashlib.sha256(f"{self.manifest['key']}\0{name}\0{DERIVED_VERSION}".encode()
+                                ).hexdigest()
         with contextlib.suppress(Exception):
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
