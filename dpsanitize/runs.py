@@ -28,7 +28,7 @@ class RunRequest:
 
     paths: tuple
     mech: str
-    epsilon: float
+    epsilon: float | None  # None: the mechanism's measured default (mechanisms.DEFAULT_EPSILON)
     mech_options: dict = field(default_factory=dict)
     fmt_name: str = "auto"
     columns: tuple = ()
@@ -67,6 +67,10 @@ def plan(r: RunRequest) -> Plan:
 
     if r.scheduler and r.engine != "dask":
         raise InvalidParameter("--scheduler needs --engine dask")
+    if r.epsilon is None:
+        from .mechanisms import default_epsilon
+
+        r.epsilon = default_epsilon(r.mech)
     check_budget(r.budget, r.ledger)
     if r.output_dir is None:
         if len(r.paths) != 2:

@@ -38,7 +38,7 @@ def files_below(folder: Path) -> list[str]:
 def test_recursive_folder_keeps_relative_paths(runner, toy, tree, tmp_path):
     out = tmp_path / "clean"
     rep = tmp_path / "report.json"
-    result = run_cli(runner, ["run", "--eps", "400", "-r", "--output-dir", str(out), "--column",
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "-r", "--output-dir", str(out), "--column",
                               "text", "--report", str(rep), *toy, str(tree)])
     assert result.exit_code == 0, result.stderr
     assert files_below(out) == ["a.txt", "c.csv", "sub/b.txt"]
@@ -53,16 +53,16 @@ def test_recursive_folder_keeps_relative_paths(runner, toy, tree, tmp_path):
 
 
 def test_folder_needs_recursive_and_many_inputs_need_output_dir(runner, toy, tree, tmp_path):
-    res = run_cli(runner, ["run", "--eps", "400", "--output-dir", str(tmp_path / "o"), *toy,
+    res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--output-dir", str(tmp_path / "o"), *toy,
                            str(tree)])
     assert res.exit_code == 66 and "--recursive" in res.stderr
-    res = run_cli(runner, ["run", "--eps", "400", *toy, str(tree / "a.txt"),
+    res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", *toy, str(tree / "a.txt"),
                            str(tree / "sub" / "b.txt"), str(tmp_path / "x")])
     assert res.exit_code == 2 and "--output-dir" in res.stderr
 
 
 def test_a_files_noise_does_not_depend_on_the_rest_of_the_batch(runner, toy, tree, tmp_path):
-    args = ["run", "--eps", "400", "--seed", "3", "-q", *toy]
+    args = ["run", "--mech", "gumbel", "--eps", "400", "--seed", "3", "-q", *toy]
     both = run_cli(runner, [*args, "--output-dir", str(tmp_path / "o1"), str(tree / "a.txt"),
                             str(tree / "sub" / "b.txt")])
     alone = run_cli(runner, [*args, "--output-dir", str(tmp_path / "o2"), str(tree / "sub" / "b.txt")])
@@ -76,7 +76,7 @@ def test_existing_output_refused_before_any_work(runner, toy, tree, tmp_path):
     out = tmp_path / "clean"
     (out / "sub").mkdir(parents=True)
     (out / "sub" / "b.txt").write_text("older\n")
-    res = run_cli(runner, ["run", "--eps", "400", "-r", "--output-dir", str(out), "--column",
+    res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "-r", "--output-dir", str(out), "--column",
                            "text", *toy, str(tree)])
     assert res.exit_code == 73 and "sub/b.txt" in res.stderr
     assert files_below(out) == ["sub/b.txt"] and (out / "sub" / "b.txt").read_text() == "older\n"
@@ -88,7 +88,7 @@ def manifest_lines(path: Path) -> list[dict]:
 
 def test_manifest_skips_refuses_and_forces(runner, toy, tree, tmp_path):
     out, man = tmp_path / "clean", tmp_path / "manifest.jsonl"
-    args = ["run", "--eps", "400", "-r", "--output-dir", str(out), "--column", "text",
+    args = ["run", "--mech", "gumbel", "--eps", "400", "-r", "--output-dir", str(out), "--column", "text",
             "--manifest", str(man), *toy, str(tree)]
     first = run_cli(runner, args)
     assert first.exit_code == 0, first.stderr
@@ -124,7 +124,7 @@ def test_manifest_skips_refuses_and_forces(runner, toy, tree, tmp_path):
 def test_a_failure_leaves_finished_files_and_the_next_run_resumes(runner, toy, tree, tmp_path):
     (tree / "sub" / "b.txt").write_bytes(b"fine\n\xff broken\n")
     out, man = tmp_path / "clean", tmp_path / "manifest.jsonl"
-    args = ["run", "--eps", "400", "-r", "--output-dir", str(out), "--column", "text",
+    args = ["run", "--mech", "gumbel", "--eps", "400", "-r", "--output-dir", str(out), "--column", "text",
             "--manifest", str(man), *toy, str(tree)]
     failed = run_cli(runner, args)
     assert failed.exit_code == 65 and "broken" not in failed.stderr
@@ -188,7 +188,7 @@ def test_workers_spread_over_files_and_write_what_one_process_writes(runner, toy
     outs = []
     for workers in ("1", "2"):
         out = tmp_path / f"out{workers}"
-        res = run_cli(runner, ["run", "--eps", "400", "--seed", "4", "-r", "--output-dir",
+        res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--seed", "4", "-r", "--output-dir",
                                str(out), "--workers", workers, *toy, str(src)])
         assert res.exit_code == 0, res.stderr
         outs.append({p: (out / p).read_bytes() for p in files_below(out)})
@@ -198,7 +198,7 @@ def test_workers_spread_over_files_and_write_what_one_process_writes(runner, toy
 
     (src / "f05.txt").write_bytes(b"ok\n\xff\n")
     man = tmp_path / "m.jsonl"
-    res = run_cli(runner, ["run", "--eps", "400", "-r", "--output-dir", str(tmp_path / "o3"),
+    res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "-r", "--output-dir", str(tmp_path / "o3"),
                            "--workers", "2", "--manifest", str(man), *toy, str(src)])
     assert res.exit_code == 65 and "line 2" in res.stderr
     assert files_below(tmp_path / "o3") == [f"f{i:02}.txt" for i in range(5)]
@@ -208,7 +208,7 @@ def test_workers_spread_over_files_and_write_what_one_process_writes(runner, toy
     (src / "f05.txt").write_text("fine again\n")
     (src / "f05b.csv").write_text("id,other\n1,x\n")
     man.unlink()
-    res = run_cli(runner, ["run", "--eps", "400", "-r", "--output-dir", str(tmp_path / "o4"),
+    res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "-r", "--output-dir", str(tmp_path / "o4"),
                            "--workers", "2", "--column", "text", "--manifest", str(man), *toy,
                            str(src)])
     assert res.exit_code == 65 and "no column named 'text'" in res.stderr

@@ -64,7 +64,7 @@ def test_case_shape_carried_to_replacement(runner, toy_args, toy_embeddings, tmp
 
 
 def test_stdin_to_stdout(runner, toy_args, toy_text):
-    result = run_cli(runner, ["run", "--eps", "200", "-q", *toy_args, "-", "-"], input=toy_text)
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "-q", *toy_args, "-", "-"], input=toy_text)
     assert result.exit_code == 0, result.stderr
     assert separators(result.stdout_bytes) == separators(toy_text)
     assert result.stderr == ""
@@ -74,17 +74,17 @@ def test_existing_output_refused_without_force(runner, toy_args, tmp_path):
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_text("hello\n")
     dst.write_text("previous complete output\n")
-    result = run_cli(runner, ["run", "--eps", "200", *toy_args, str(src), str(dst)])
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", *toy_args, str(src), str(dst)])
     assert result.exit_code == 73 and "--force" in result.stderr
     assert dst.read_text() == "previous complete output\n"
-    forced = run_cli(runner, ["run", "--eps", "200", "--force", *toy_args, str(src), str(dst)])
+    forced = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--force", *toy_args, str(src), str(dst)])
     assert forced.exit_code == 0 and dst.read_text() != "previous complete output\n"
 
 
 def test_empty_input_gives_empty_output(runner, toy_args, tmp_path):
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_bytes(b"")
-    result = run_cli(runner, ["run", "--eps", "200", *toy_args, str(src), str(dst)])
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", *toy_args, str(src), str(dst)])
     assert result.exit_code == 0 and dst.read_bytes() == b""
 
 
@@ -93,7 +93,7 @@ def test_oov_policies(runner, toy_args, toy_embeddings, tmp_path, policy):
     _, words, _ = toy_embeddings
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_text(f"{words[0]} Qwertyzz {words[1]}\n" * 50)
-    result = run_cli(runner, ["run", "--eps", "200", "--oov", policy, "--oov-token", "[X]",
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--oov", policy, "--oov-token", "[X]",
                               *toy_args, str(src), str(dst)])
     assert result.exit_code == 0, result.stderr
     middle = [line.split()[1] for line in dst.read_text().splitlines()]
@@ -108,7 +108,7 @@ def test_oov_policies(runner, toy_args, toy_embeddings, tmp_path, policy):
 def test_report_json(runner, toy_args, toy_text, tmp_path):
     src, dst, rep = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / "report.json"
     src.write_bytes(toy_text)
-    result = run_cli(runner, ["run", "--eps", "200", "--seed", "12345", "--report", str(rep),
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--seed", "12345", "--report", str(rep),
                               *toy_args, str(src), str(dst)])
     assert result.exit_code == 0, result.stderr
     data = json.loads(rep.read_text())
@@ -132,7 +132,7 @@ def test_seed_reproduces_and_no_seed_differs(runner, toy_args, toy_embeddings, t
     outs = []
     for i, extra in enumerate([["--seed", "7"], ["--seed", "7"], [], []]):
         dst = tmp_path / f"o{i}.txt"
-        assert run_cli(runner, ["run", "--eps", "200", *extra, *toy_args, str(src), str(dst)]).exit_code == 0
+        assert run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", *extra, *toy_args, str(src), str(dst)]).exit_code == 0
         outs.append(dst.read_bytes())
     assert outs[0] == outs[1]
     assert outs[2] != outs[3] and outs[2] != outs[0]
@@ -141,7 +141,7 @@ def test_seed_reproduces_and_no_seed_differs(runner, toy_args, toy_embeddings, t
 def test_summary_on_stderr_without_text(runner, toy_args, tmp_path):
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_text("Secretname visited wqr\n")
-    result = run_cli(runner, ["run", "--eps", "200", *toy_args, str(src), str(dst)])
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", *toy_args, str(src), str(dst)])
     assert result.exit_code == 0
     assert "1 lines" in result.stderr and "gumbel eps=200" in result.stderr
     assert "Secretname" not in result.stderr
@@ -150,7 +150,7 @@ def test_summary_on_stderr_without_text(runner, toy_args, tmp_path):
 def test_mechanism_option_for_other_mechanism_is_usage_error(runner, toy_args, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("x\n")
-    result = run_cli(runner, ["run", "--eps", "200", "--tem-beta", "0.1", *toy_args, str(src),
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--tem-beta", "0.1", *toy_args, str(src),
                               str(tmp_path / "o.txt")])
     assert result.exit_code == 2 and "--tem-beta does not apply to --mech gumbel" in result.stderr
     assert not (tmp_path / "o.txt").exists()
@@ -205,7 +205,7 @@ def test_config_without_a_run_table_exit_78(runner, toy_args, tmp_path, body):
     src, cfg = tmp_path / "in.txt", tmp_path / "c.toml"
     src.write_text("x\n")
     cfg.write_text(body)
-    result = run_cli(runner, ["run", "--eps", "200", "--config", str(cfg), *toy_args, str(src),
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--config", str(cfg), *toy_args, str(src),
                               str(tmp_path / "o")])
     assert result.exit_code == 78 and "no [dpsanitize.run] table" in result.stderr
     assert not (tmp_path / "o").exists()
@@ -219,7 +219,7 @@ def test_seed_not_read_from_environment(runner, toy_args, toy_embeddings, tmp_pa
     monkeypatch.setenv("DPSANITIZE_SEED", "3")
     outs = []
     for i in range(2):
-        r = run_cli(runner, ["run", "--eps", "200", *toy_args, str(src), str(tmp_path / f"o{i}")])
+        r = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", *toy_args, str(src), str(tmp_path / f"o{i}")])
         assert r.exit_code == 0 and "seed" not in r.stderr
         outs.append((tmp_path / f"o{i}").read_bytes())
     assert outs[0] != outs[1]
@@ -257,7 +257,7 @@ def test_pipe_closed_early_is_quiet(toy_args, toy_embeddings, tmp_path):
     _, words, _ = toy_embeddings
     src = tmp_path / "in.txt"
     src.write_text((" ".join(words[:40]) + "\n") * 20000)
-    cmd = (f"cat {src} | {sys.executable} -m dpsanitize run --eps 200 {' '.join(toy_args)} - - "
+    cmd = (f"cat {src} | {sys.executable} -m dpsanitize run --mech gumbel --eps 200 {' '.join(toy_args)} - - "
            f"2>{tmp_path / 'err'} | head -n 3; echo \"${{PIPESTATUS[1]}}\" > {tmp_path / 'status'}")
     res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
     assert len(res.stdout.splitlines()) == 3
@@ -299,7 +299,7 @@ def test_output_and_report_modes_follow_the_umask(runner, toy_args, tmp_path, um
     src, dst, rep = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / "report.json"
     src.write_text("hello\n")
     umask(mask)
-    result = run_cli(runner, ["run", "--eps", "200", "--report", str(rep), *toy_args, str(src),
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--report", str(rep), *toy_args, str(src),
                               str(dst)])
     assert result.exit_code == 0, result.stderr
     assert (os.stat(dst).st_mode & 0o777, os.stat(rep).st_mode & 0o777) == (mode, mode)
@@ -311,7 +311,7 @@ def test_force_keeps_the_replaced_files_mode(runner, toy_args, tmp_path, umask):
     for path, mode in ((dst, 0o640), (rep, 0o604)):
         path.write_text("old\n")
         path.chmod(mode)
-    result = run_cli(runner, ["run", "--eps", "200", "--force", "--report", str(rep), *toy_args,
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--force", "--report", str(rep), *toy_args,
                               str(src), str(dst)])
     assert result.exit_code == 0, result.stderr
     assert dst.read_text() != "old\n" and json.loads(rep.read_text())["counts"]["words"] == 1
@@ -322,7 +322,7 @@ def test_existing_report_refused_without_force(runner, toy_args, tmp_path):
     src, dst, rep = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / "report.json"
     src.write_text("hello\n")
     rep.write_text("an older report\n")
-    result = run_cli(runner, ["run", "--eps", "200", "--report", str(rep), *toy_args, str(src),
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--report", str(rep), *toy_args, str(src),
                               str(dst)])
     assert result.exit_code == 73 and "--force" in result.stderr
     assert rep.read_text() == "an older report\n" and not dst.exists()
@@ -342,7 +342,7 @@ def test_one_file_in_two_roles_is_a_usage_error(runner, toy_args, tmp_path, clas
         args["report"] = str(tmp_path / "link.txt")
     extra = ["--lock", args["lock"]] if args["lock"] else []
     before = sorted(os.listdir(tmp_path))
-    result = run_cli(runner, ["run", "--eps", "200", "--force", "--report", args["report"],
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", "--force", "--report", args["report"],
                               *extra, *toy_args, args["input"], args["output"]])
     assert result.exit_code == 2 and "are the same file" in result.stderr
     assert src.read_text() == "the input, kept\n" and sorted(os.listdir(tmp_path)) == before
@@ -351,8 +351,21 @@ def test_one_file_in_two_roles_is_a_usage_error(runner, toy_args, tmp_path, clas
 def test_missing_output_folder_is_named(runner, toy_args, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("hello\n")
-    result = run_cli(runner, ["run", "--eps", "200", *toy_args, str(src),
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", *toy_args, str(src),
                               str(tmp_path / "nowhere" / "out.txt")])
     assert result.exit_code == 73
     assert f"output folder does not exist: {tmp_path / 'nowhere'}" in result.stderr
     assert "lock" not in result.stderr
+
+
+def test_defaults_follow_the_measurement(runner, toy_args, tmp_path):
+    """No --mech, no --eps: santext at 3.4 (docs/privacy-by-attack.md); another mechanism
+    without --eps is asked for it, as before."""
+    src, rep = tmp_path / "in.txt", tmp_path / "r.json"
+    src.write_text("wa wb wc\n")
+    ok = run_cli(runner, ["run", *toy_args, "--report", str(rep), str(src), str(tmp_path / "o")])
+    assert ok.exit_code == 0, ok.stderr
+    report = json.loads(rep.read_text())
+    assert (report["mechanism"], report["epsilon"]) == ("santext", 3.4)
+    gumbel = run_cli(runner, ["run", "--mech", "gumbel", *toy_args, str(src), str(tmp_path / "g")])
+    assert gumbel.exit_code == 2 and "--mech gumbel needs --eps" in gumbel.stderr

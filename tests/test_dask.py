@@ -75,12 +75,12 @@ def test_cli_engine_dask_matches_local(runner, toy_store, toy_embeddings, toy_ca
     outs = []
     for engine in ("local", "dask"):
         dst = tmp_path / f"{engine}.txt"
-        res = run_cli(runner, ["run", "--eps", "400", "--seed", "5", "--engine", engine, *toy,
+        res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--seed", "5", "--engine", engine, *toy,
                                str(src), str(dst)])
         assert res.exit_code == 0, res.stderr
         outs.append(dst.read_bytes())
     assert outs[0] == outs[1]
-    bad = run_cli(runner, ["run", "--eps", "400", "--scheduler", "tcp://127.0.0.1:1", *toy,
+    bad = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--scheduler", "tcp://127.0.0.1:1", *toy,
                            str(src), str(tmp_path / "x.txt")])
     assert bad.exit_code == 2 and "--engine dask" in bad.stderr
 

@@ -217,19 +217,19 @@ def test_jsonl_errors_name_the_record_never_the_content(sanitizer, data, message
 def test_format_auto_by_extension_and_column_errors(runner, toy_args_cli, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("id,text\n1,wa\n")
-    ok = run_cli(runner, ["run", "--eps", "400", "--column", "text", *toy_args_cli, str(src),
+    ok = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--column", "text", *toy_args_cli, str(src),
                           str(tmp_path / "o.csv")])
     assert ok.exit_code == 0, ok.stderr
     assert (tmp_path / "o.csv").read_text().startswith("id,text\n1,")
-    missing = run_cli(runner, ["run", "--eps", "400", *toy_args_cli, str(src), str(tmp_path / "o2")])
+    missing = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", *toy_args_cli, str(src), str(tmp_path / "o2")])
     assert missing.exit_code == 2 and "needs at least one --column" in missing.stderr
-    wrong = run_cli(runner, ["run", "--eps", "400", "--column", "nope", *toy_args_cli, str(src),
+    wrong = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--column", "nope", *toy_args_cli, str(src),
                              str(tmp_path / "o3")])
     assert wrong.exit_code == 65 and "record 1 (the header): no column named 'nope'" in wrong.stderr
     assert not (tmp_path / "o3").exists()
     text = tmp_path / "in.txt"
     text.write_text("wa\n")
-    plain = run_cli(runner, ["run", "--eps", "400", "--column", "x", *toy_args_cli, str(text),
+    plain = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--column", "x", *toy_args_cli, str(text),
                              str(tmp_path / "o4")])
     assert plain.exit_code == 2 and "--column needs --format" in plain.stderr
 
@@ -259,7 +259,7 @@ def test_placeholder_with_control_characters_is_refused(runner, toy_args_cli, tm
     """A placeholder must never carry the characters that separate lines and records."""
     src = tmp_path / "in.csv"
     src.write_text("id,text\n1,Qqq\n")
-    res = run_cli(runner, ["run", "--eps", "400", "--column", "text", "--oov-token", token,
+    res = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", "--column", "text", "--oov-token", token,
                            *toy_args_cli, str(src), str(tmp_path / "o.csv")])
     assert res.exit_code == 2 and "control characters" in res.stderr
     with pytest.raises(Exception, match="control characters"):

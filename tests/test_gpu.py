@@ -119,7 +119,7 @@ def test_cli_device_cuda_same_bytes(numpy_gpu, runner, tmp_path, toy_store, toy_
 def test_cli_device_errors(runner, tmp_path, toy_store, toy_embeddings, toy_cache, monkeypatch):
     src = tmp_path / "in.txt"
     src.write_text("hello\n")
-    common = ["run", "--eps", "3", "--embeddings", toy_embeddings[0], "--vocab-size", "0",
+    common = ["run", "--mech", "gumbel", "--eps", "3", "--embeddings", toy_embeddings[0], "--vocab-size", "0",
               "--cache-dir", toy_cache, str(src), str(tmp_path / "out")]
     result = run_cli(runner, [*common, "--mech", "gumbel", "--eps", "120", "--device", "cpu"])
     assert result.exit_code == 2 and "--device does not apply to --mech gumbel" in result.output

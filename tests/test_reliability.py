@@ -77,7 +77,7 @@ def test_canaries_kept_only_with_oov_keep(tmp_path, toy_args, toy_embeddings):
     marks = canaries(1)
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_bytes(canary_text(toy_embeddings[1], marks))
-    res = run(["run", "--eps", "400", "--oov", "keep", *toy_args, str(src), str(dst)])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", "--oov", "keep", *toy_args, str(src), str(dst)])
     assert res.returncode == 0 and marks[0].encode() in dst.read_bytes()
     assert b"--oov keep" in res.stderr and marks[0].encode() not in res.stderr
 
@@ -87,7 +87,7 @@ def test_error_path_leaks_nothing(tmp_path, toy_args, toy_embeddings, toy_cache,
     marks = canaries()
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_bytes(canary_text(toy_embeddings[1], marks) + marks[0].encode() + b" \xff\xfe\n")
-    res = run(["run", "--eps", "400", "--workers", workers, *toy_args, str(src), str(dst)])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", "--workers", workers, *toy_args, str(src), str(dst)])
     assert res.returncode == 65
     assert b"line 201: not valid utf-8 at byte offset 15" in res.stderr
     assert leftovers(tmp_path) == []
@@ -101,7 +101,7 @@ def test_internal_error_shows_no_traceback_or_text(tmp_path, toy_args):
             "from dpsanitize.cli import main; sys.argv[0] = 'dpsanitize'; main()")
     src = tmp_path / "in.txt"
     src.write_text("Zqsecretvalue here\n")
-    res = subprocess.run([sys.executable, "-c", code, "run", "--eps", "400", *toy_args, str(src),
+    res = subprocess.run([sys.executable, "-c", code, "run", "--mech", "gumbel", "--eps", "400", *toy_args, str(src),
                           str(tmp_path / "out.txt")], capture_output=True, timeout=60)
     assert res.returncode == 70
     assert b"internal error (KeyError)" in res.stderr and b"Traceback" not in res.stderr
@@ -142,7 +142,7 @@ def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, s
     marks = canaries()
     fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"
     os.mkfifo(fifo)
-    proc = subprocess.Popen([*PY, "run", "--eps", "400", "--workers", workers, *toy_args,
+    proc = subprocess.Popen([*PY, "run", "--mech", "gumbel", "--eps", "400", "--workers", workers, *toy_args,
                              str(fifo), str(dst)],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                             preexec_fn=default_sigint)
@@ -168,7 +168,7 @@ def test_dead_worker_exit_70_without_output(tmp_path, toy_args, toy_embeddings):
     """A worker killed mid-run (as the OOM killer would): exit 70, no output, no traceback."""
     fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"
     os.mkfifo(fifo)
-    proc = subprocess.Popen([*PY, "run", "--eps", "400", "--workers", "2", *toy_args, str(fifo),
+    proc = subprocess.Popen([*PY, "run", "--mech", "gumbel", "--eps", "400", "--workers", "2", *toy_args, str(fifo),
                              str(dst)], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                             preexec_fn=default_sigint)
     with open(fifo, "wb") as writer:
@@ -210,7 +210,7 @@ def test_signal_while_building_the_index(tmp_path, sig, code):
     cache, out = tmp_path / "cache", tmp_path / "out"
     out.mkdir()
     (out / "in.txt").write_text("hello\n")
-    proc = subprocess.Popen([*PY, "run", "--eps", "400", "--embeddings", emb, "--vocab-size", "0",
+    proc = subprocess.Popen([*PY, "run", "--mech", "gumbel", "--eps", "400", "--embeddings", emb, "--vocab-size", "0",
                              "--cache-dir", str(cache), str(out / "in.txt"), str(out / "o.txt")],
                             stderr=subprocess.PIPE, preexec_fn=default_sigint)
     assert _wait_for(lambda: cache.exists() and any(n.startswith(".tmp-") for n in os.listdir(cache)))
@@ -231,14 +231,14 @@ def test_overlapping_run_exits_75(tmp_path, toy_args):
     lock = tmp_path / ".out.txt.lock"
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        res = run(["run", "--eps", "400", *toy_args, str(src), str(dst)])
+        res = run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(src), str(dst)])
     assert res.returncode == 75 and b"lock" in res.stderr and not dst.exists()
     custom = tmp_path / "cron.lock"
     with open(custom, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        res = run(["run", "--eps", "400", "--lock", str(custom), *toy_args, str(src), str(dst)])
+        res = run(["run", "--mech", "gumbel", "--eps", "400", "--lock", str(custom), *toy_args, str(src), str(dst)])
     assert res.returncode == 75
-    res = run(["run", "--eps", "400", *toy_args, str(src), str(dst)])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(src), str(dst)])
     assert res.returncode == 0  # and its own lock file is gone:
     assert leftovers(tmp_path, keep=("in.txt", "cron.lock")) == ["out.txt"]
 
@@ -247,7 +247,7 @@ def test_failed_forced_run_keeps_the_previous_output(tmp_path, toy_args):
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     dst.write_text("complete previous output\n")
     src.write_bytes(b"ok\nbad \xc3\n")
-    res = run(["run", "--eps", "400", "--force", *toy_args, str(src), str(dst)])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", "--force", *toy_args, str(src), str(dst)])
     assert res.returncode == 65 and dst.read_text() == "complete previous output\n"
     assert leftovers(tmp_path) == ["out.txt"]
 
@@ -259,15 +259,15 @@ def test_failed_forced_run_keeps_the_previous_output(tmp_path, toy_args):
 def test_input_cases(tmp_path, toy_args):
     out = tmp_path / "o"
     out.mkdir()
-    res = run(["run", "--eps", "400", *toy_args, str(tmp_path), str(out / "a")])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(tmp_path), str(out / "a")])
     assert res.returncode == 66 and b"directory" in res.stderr
-    res = run(["run", "--eps", "400", *toy_args, str(tmp_path / "missing.txt"), str(out / "b")])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(tmp_path / "missing.txt"), str(out / "b")])
     assert res.returncode == 66
-    res = run(["run", "--eps", "400", *toy_args, "/dev/null", str(out / "c")])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, "/dev/null", str(out / "c")])
     assert res.returncode == 0 and (out / "c").read_bytes() == b""
     long_line = tmp_path / "long.txt"
     long_line.write_bytes(b"x" * 5000 + b"\n")
-    res = run(["run", "--eps", "400", "--max-line-bytes", "4096", *toy_args, str(long_line),
+    res = run(["run", "--mech", "gumbel", "--eps", "400", "--max-line-bytes", "4096", *toy_args, str(long_line),
                str(out / "d")])
     assert res.returncode == 65 and b"line 1: longer than --max-line-bytes" in res.stderr
     assert sorted(os.listdir(out)) == ["c"]
@@ -276,8 +276,8 @@ def test_input_cases(tmp_path, toy_args):
 def test_other_encoding(tmp_path, toy_args, toy_embeddings):
     src, dst = tmp_path / "in.txt", tmp_path / "out.txt"
     src.write_bytes(f"{toy_embeddings[1][0]} café à bientôt\n".encode("latin-1"))
-    assert run(["run", "--eps", "400", *toy_args, str(src), str(dst)]).returncode == 65
-    res = run(["run", "--eps", "400", "--encoding", "latin-1", "--oov", "keep", *toy_args,
+    assert run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(src), str(dst)]).returncode == 65
+    res = run(["run", "--mech", "gumbel", "--eps", "400", "--encoding", "latin-1", "--oov", "keep", *toy_args,
                str(src), str(dst)])
     assert res.returncode == 0 and dst.read_bytes().endswith(" café à bientôt\n".encode("latin-1"))
 
@@ -285,9 +285,9 @@ def test_other_encoding(tmp_path, toy_args, toy_embeddings):
 def test_output_places(tmp_path, toy_args):
     src = tmp_path / "in.txt"
     src.write_text("hello\n")
-    res = run(["run", "--eps", "400", *toy_args, str(src), str(tmp_path / "nope" / "out.txt")])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(src), str(tmp_path / "nope" / "out.txt")])
     assert res.returncode == 73 and b"does not exist" in res.stderr
-    res = run(["run", "--eps", "400", *toy_args, str(src), str(tmp_path)])
+    res = run(["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(src), str(tmp_path)])
     assert res.returncode == 73 and b"directory" in res.stderr
 
 
@@ -312,7 +312,7 @@ def test_unwritable_output_folder_exit_73(tmp_path, toy_args, how):
     (tmp_path / "in.txt").write_text("hello\n")
     ro = tmp_path / "ro"
     ro.mkdir()
-    cmd = [*PY, "run", "--eps", "400", *toy_args, str(tmp_path / "in.txt"), str(ro / "out.txt")]
+    cmd = [*PY, "run", "--mech", "gumbel", "--eps", "400", *toy_args, str(tmp_path / "in.txt"), str(ro / "out.txt")]
     if how == "permissions":
         prefix = _without_override()
         if prefix is None:
@@ -338,7 +338,7 @@ def test_unwritable_cache_exit_73(tmp_path, toy_embeddings, how):
     (tmp_path / "in.txt").write_text("hello\n")
     cache = tmp_path / "cache"
     cache.mkdir()
-    cmd = [*PY, "run", "--eps", "400", "--embeddings", toy_embeddings[0], "--vocab-size", "0",
+    cmd = [*PY, "run", "--mech", "gumbel", "--eps", "400", "--embeddings", toy_embeddings[0], "--vocab-size", "0",
            str(tmp_path / "in.txt"), str(tmp_path / "out.txt")]
     if how == "read-only empty folder":
         prefix = _without_override()
@@ -376,7 +376,7 @@ def test_disk_full_exit_74_without_partial_file(tmp_path, toy_args, toy_embeddin
     small.mkdir()
     args = " ".join([*toy_args, str(src), str(small / "out.txt")])
     script = (f"mount -t tmpfs -o size=64k none {small} && "
-              f"{sys.executable} -m dpsanitize run --eps 400 {args}; rc=$?; "
+              f"{sys.executable} -m dpsanitize run --mech gumbel --eps 400 {args}; rc=$?; "
               f"ls -A {small}; exit $rc")
     res = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, timeout=60)
     assert res.returncode == 74, res.stderr
@@ -409,7 +409,7 @@ def test_write_error_exit_74(runner, tmp_path, toy_args, monkeypatch):
     monkeypatch.setattr(dio.os, "fdopen", lambda *a, **k: Failing(real_fdopen(*a, **k)))
     src = tmp_path / "in.txt"
     src.write_text("hello\n")
-    result = run_cli(runner, ["run", "--eps", "400", *toy_args, str(src), str(tmp_path / "o.txt")])
+    result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "400", *toy_args, str(src), str(tmp_path / "o.txt")])
     assert result.exit_code == 74 and "Input/output error" in result.stderr
     assert leftovers(tmp_path) == []
 

@@ -65,7 +65,7 @@ def test_cli_workers_flag(tmp_path, toy_embeddings, toy_cache, toy_store):
     for workers in ("1", "2"):
         dst, rep = tmp_path / f"out{workers}.txt", tmp_path / f"report{workers}.json"
         res = subprocess.run(
-            [sys.executable, "-m", "dpsanitize", "run", "--eps", "400", "--seed", "3", "--workers",
+            [sys.executable, "-m", "dpsanitize", "run", "--mech", "gumbel", "--eps", "400", "--seed", "3", "--workers",
              workers, "--report", str(rep), "--embeddings", toy_embeddings[0], "--vocab-size", "0",
              "--cache-dir", toy_cache, str(src), str(dst)], capture_output=True, timeout=120)
         assert res.returncode == 0, res.stderr
@@ -171,7 +171,7 @@ def test_stdin_redirected_from_a_file_travels_as_bytes(tmp_path, toy_embeddings,
         with open(src, "rb") as f:
             args = ["-", str(dst)] if stdin else [str(src), str(dst)]
             res = subprocess.run(
-                [sys.executable, "-m", "dpsanitize", "run", "--eps", "400", "--seed", "3",
+                [sys.executable, "-m", "dpsanitize", "run", "--mech", "gumbel", "--eps", "400", "--seed", "3",
                  "--workers", workers, "--embeddings", toy_embeddings[0], "--vocab-size", "0",
                  "--cache-dir", toy_cache, *args], stdin=f, capture_output=True, timeout=120)
         assert res.returncode == 0, res.stderr

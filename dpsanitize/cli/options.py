@@ -133,8 +133,14 @@ MECH_EPS_HELP = ("Useful --eps per word on the default embeddings: " + "; ".join
 EPS_HELP = ("Privacy parameter PER WORD (metric mechanisms: per unit of their distance); a line "
             "of n words spends up to n times as much.")
 
-eps_option = click.option("--eps", type=click.FloatRange(min=0, min_open=True), required=True,
-                          callback=_finite, help=EPS_HELP)
+def _eps(**kwargs):
+    return click.option("--eps", type=click.FloatRange(min=0, min_open=True), callback=_finite,
+                        **{"required": True, "help": EPS_HELP, **kwargs})
+
+
+eps_option = _eps()
+eps_default_option = _eps(required=False, help=EPS_HELP + " Default: 3.4 for santext (measured: "
+                          "docs/privacy-by-attack.md); other mechanisms need it.")
 
 
 def mech_option(what: str = "Mechanism.", **kwargs):

@@ -10,11 +10,10 @@ import click
 from ..formats import FORMATS as INPUT_FORMATS
 from .group import cli
 from .config import load_config
+from ..mechanisms import DEFAULT_MECHANISM
 from .options import (MECH_EPS_HELP, WORKERS, check_encoding, check_oov_token,
-                      embeddings_options, eps_option, log, mech_option, mechanism_options,
-                      progress_option, quiet_option, seed_option)
-
-DEFAULT_MECH = "gumbel"
+                      embeddings_options, eps_default_option, log, mech_option,
+                      mechanism_options, progress_option, quiet_option, seed_option)
 
 
 @cli.command()
@@ -24,8 +23,8 @@ DEFAULT_MECH = "gumbel"
               is_eager=True, expose_value=False,
               help="TOML preset ([dpsanitize.run] table); command-line flags override it.")
 @mech_option("Mechanism for every in-vocabulary word. " + MECH_EPS_HELP, required=False,
-             default=DEFAULT_MECH, show_default=True)
-@eps_option
+             default=DEFAULT_MECHANISM, show_default=True)
+@eps_default_option
 @mechanism_options
 @embeddings_options
 @click.option("--format", "fmt_name", type=click.Choice(INPUT_FORMATS), default="auto",
@@ -90,6 +89,7 @@ def run(paths, mech, eps, open_store, mech_options, fmt_name, columns, no_header
 
     \b
     Example:
+        dpsanitize run in.txt out.txt              # santext at eps 3.4
         dpsanitize run --mech tem --eps 3 in.txt out.txt
         zcat logs.gz | dpsanitize run --mech laplace --eps 10 - - | gzip > clean.gz
         dpsanitize run --mech tem --eps 3 --column review reviews.csv reviews.clean.csv
