@@ -19,7 +19,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2" / "train.tsv"
 EPS = {"santext": 3.0, "santext+": 3.0, "tem": 3.0, "density": 3.0, "custext": 3.0,

@@ -73,6 +73,18 @@ WRITERS = {"glove": write_glove, "word2vec": write_word2vec_text,
            "word2vec-binary": write_word2vec_binary}
 
 
+def write_labelled_tsv(path, words, rows: int) -> str:
+    """A TSV (label, text) a clean classifier separates: label a draws words 0-19, b 40-59."""
+    rng = np.random.default_rng(0)
+    lines = ["label\ttext"]
+    for i in range(rows):
+        label = "ab"[i % 2]
+        base = 0 if label == "a" else 40
+        lines.append(label + "\t" + " ".join(words[base + k] for k in rng.integers(0, 20, 8)))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def brute_force_neighbors(vecs: np.ndarray, k: int):
     """Reference: full float64 distance matrix, (distance, id) order, self excluded."""
     x = vecs.astype(np.float64)

@@ -308,16 +308,10 @@ def test_cli_tune_json_and_unreachable_target(runner, toy_args):
 @pytest.fixture(scope="module")
 def eval_data(tmp_path_factory, toy_embeddings):
     """Label a: words 0-19, label b: words 40-59."""
-    words = toy_embeddings[1]
-    rng = np.random.default_rng(0)
-    rows = ["label\ttext"]
-    for i in range(200):
-        label = "ab"[i % 2]
-        base = 0 if label == "a" else 40
-        rows.append(label + "\t" + " ".join(words[base + k] for k in rng.integers(0, 20, 8)))
-    path = tmp_path_factory.mktemp("attack-eval") / "data.tsv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    from conftest import write_labelled_tsv
+
+    return write_labelled_tsv(tmp_path_factory.mktemp("attack-eval") / "data.tsv",
+                              toy_embeddings[1], 200)
 
 
 def test_eval_rows_carry_recovery_and_targets_are_met(runner, toy_args, eval_data, toy_store):

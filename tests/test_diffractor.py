@@ -2,7 +2,6 @@
 against the closed-form law (chi-square, false-alarm rate 1e-6) with wrong variants it rejects,
 the guarantee in the list metric, and the CLI."""
 
-import io
 import json
 import math
 import subprocess

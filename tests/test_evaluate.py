@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -17,16 +16,10 @@ def toy(toy_store, toy_embeddings, toy_cache):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, toy_embeddings):
     """Label a: words 0-19, label b: words 40-59; a clean classifier separates them."""
-    words = toy_embeddings[1]
-    rng = np.random.default_rng(0)
-    rows = ["label\ttext"]
-    for i in range(300):
-        label = "ab"[i % 2]
-        base = 0 if label == "a" else 40
-        rows.append(label + "\t" + " ".join(words[base + k] for k in rng.integers(0, 20, 8)))
-    path = tmp_path_factory.mktemp("eval") / "data.tsv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    from conftest import write_labelled_tsv
+
+    return write_labelled_tsv(tmp_path_factory.mktemp("eval") / "data.tsv", toy_embeddings[1],
+                              300)
 
 
 def run_eval(runner, toy, dataset, *extra):
