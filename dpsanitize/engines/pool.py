@@ -40,7 +40,7 @@ def run(task, items, workers: int):
 
     share = max(1, usable_cpus() // workers)  # threads per worker: no oversubscription
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start, initargs=(share,))
+                               initializer=_start, initargs=(share, task))
     results = in_order(items, lambda b: pool.submit(task, b), 4 * workers)
     try:
         with spawn_environment(share):  # the pool starts its processes as blocks arrive
@@ -85,7 +85,9 @@ def _stop(pool) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start(threads) -> None:
+def _start(threads, task=None) -> None:
+    """Ignore signals, size the thread pools, and build the task's state (index, mechanism)
+    before taking blocks, so a worker is busy in here, not holding the queue, while it starts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for name in ("DPSANITIZE_THREADS", *BLAS_VARIABLES):  # for pools loaded later (scipy's)
@@ -93,3 +95,5 @@ def _start(threads) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(threads)  # for the ones loaded already (numpy's)
+    if task is not None and hasattr(task, "prepare"):
+        task.prepare()

@@ -94,6 +94,10 @@ class BlockTask:
     spec: RewriterSpec
     encoding: str
 
+    def prepare(self) -> None:
+        """Build this process's block rewriter now (a worker's start), not at its first block."""
+        self.spec.build()
+
     def __call__(self, block: Block):
         return self.spec.build().sanitize_chunk(block.index, block.first_line, block.data,
                                                 self.encoding, block.fmt)
