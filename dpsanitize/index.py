@@ -175,14 +175,14 @@ class IndexStore:
 
     def summary(self) -> dict:
         """The manifest in words (``dpsanitize index info``): sizes, extremes, provenance."""
-        store, m = self, self.manifest
+        m = self.manifest
         return {
             "vocab_size": m["vocab_size"], "dim": m["dim"], "d_min": m["d_min"],
             "d_max": m["d_max"],
-            "d_min_pair": [store.vocab.words[i] for i in m["d_min_pair"]],
-            "d_max_pair": [store.vocab.words[i] for i in m["d_max_pair"]],
+            "d_min_pair": [self.vocab.words[i] for i in m["d_min_pair"]],
+            "d_max_pair": [self.vocab.words[i] for i in m["d_max_pair"]],
             "fingerprint": m["key"], "vocab_fingerprint": m["vocab_fingerprint"],
-            "path": store.path,
+            "path": self.path,
             "source": m["source"], "source_format": m["source_format"],
             "requested_vocab_size": m["requested_vocab_size"],
             "words_only": m["words_only"], "rows_read": m["rows_read"],

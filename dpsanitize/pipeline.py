@@ -79,7 +79,6 @@ class Sanitizer:
             mechanism = create(mech, epsilon=epsilon, store=store, **mechanism_options)
         self.rewriter = Rewriter(mechanism, oov=oov, oov_token=oov_token)
         self.mechanism, self.store = mechanism, store
-        self.oov, self.oov_token = oov, oov_token
         self.bit_generator = bit_generator
         if rng is None:
             self.seed_sequence = seed_sequence(seed)
@@ -109,6 +108,10 @@ class Sanitizer:
     def spec(self) -> RewriterSpec:
         """What another process needs to rebuild this sanitizer's rewrite of blocks."""
         return RewriterSpec.of(self.block_rewriter)
+
+    @property
+    def oov(self) -> str:
+        return self.rewriter.oov
 
     def __repr__(self) -> str:
         return f"Sanitizer({self.mechanism!r}, oov={self.oov!r})"

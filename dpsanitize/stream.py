@@ -136,7 +136,7 @@ class BlockRewriter:
 
 @dataclass(frozen=True)
 class LocalTask:
-    """The same function over this process's own block rewriter (nothing to pickle)."""
+    """The function an engine maps over blocks, on this process's own block rewriter."""
 
     rewriter: BlockRewriter
     encoding: str

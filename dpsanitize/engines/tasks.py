@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ResourceError
 from ..rewrite import Rewriter
-from ..stream import Block, BlockRewriter
+from ..stream import Block, BlockRewriter, LocalTask
 
 _BUILT: dict = {}  # per process: spec -> BlockRewriter
 
@@ -99,5 +99,4 @@ class BlockTask:
         self.spec.build()
 
     def __call__(self, block: Block):
-        return self.spec.build().sanitize_chunk(block.index, block.first_line, block.data,
-                                                self.encoding, block.fmt)
+        return LocalTask(self.spec.build(), self.encoding)(block)
