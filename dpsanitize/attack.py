@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputDataError, InvalidParameter
+from .mechanisms.base import open_uniform
 
 DEFAULT_WORDS = 1000
 DEFAULT_DRAWS = 1000
@@ -231,8 +232,21 @@ def exact_recovery(mech, prior: Prior, *, chunk: int = 32, progress=None) -> tup
 
 def draw_outputs(mech, ids: np.ndarray, draws: int, rng: np.random.Generator, *,
                  batch: int = 1 << 15, progress=None) -> np.ndarray:
-    """``draws`` outputs of every word of ``ids``: an array (len(ids), draws)."""
+    """``draws`` outputs of every word of ``ids``: an array (len(ids), draws).
+
+    A mechanism with a closed-form law (``probabilities``) is drawn from that law by inverse CDF:
+    the same distribution as its sampler (whose own tests compare the two), in a fraction of the
+    time when one word is drawn a thousand times over.
+    """
     out = np.empty((len(ids), draws), dtype=np.int64)
+    if len(ids) and mech.probabilities(int(ids[0])) is not None:
+        for r, w in enumerate(np.asarray(ids).tolist()):
+            cdf = np.cumsum(mech.probabilities(w))
+            pos = np.searchsorted(cdf, open_uniform(rng, draws) * cdf[-1], side="right")
+            out[r] = np.minimum(pos, len(cdf) - 1)
+            if progress is not None:
+                progress(draws)
+        return out
     flat = out.reshape(-1)
     inputs = np.repeat(np.asarray(ids, dtype=np.int64), draws)
     for s in range(0, len(inputs), batch):
