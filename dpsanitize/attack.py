@@ -549,3 +549,13 @@ def tune(name: str, prior: Prior, target: float, *, store, options: dict | None 
     return {"epsilon": lo, "bayes_recovery": best["bayes_recovery"],
             "bayes_recovery_ci": best["bayes_recovery_ci"], "method": best["method"],
             "changed": changed}
+
+
+def table(result: dict) -> str:
+    """The result of :func:`bayes_recovery` as ``key: value`` lines (the interval when sampled)."""
+    low, high = result["bayes_recovery_ci"]
+    interval = f"  (95% interval {low:.4f} to {high:.4f})" if result["method"] == "sampled" else ""
+    lines = [f"{key:>18}: {result[key]:.4f}{interval if key == 'bayes_recovery' else ''}"
+             for key in ("bayes_recovery", "prior_only", "identity_recovery", "coverage")]
+    return "\n".join(lines + [f"{'words':>18}: {result['words']}",
+                              f"{'method':>18}: {result['method']}"])

@@ -73,3 +73,15 @@ def audit(mech, *, words: str | None = None, sample: int = 100, draws: int = 100
         r["word"] = vocab.words[r.pop("id")]
     return {"mechanism": mech.name, "epsilon": mech.epsilon, "draws": draws, **summarize(rows),
             "unit": mech.unit, "rows": rows}
+
+
+def table(result: dict) -> str:
+    """The result of :func:`audit` as a terminal table: N_w and S_w per word, then their means."""
+    rows = result["rows"]
+    width = max(4, *(len(r["word"]) for r in rows))
+    lines = [f"{'word':<{width}}  {'N_w':>7}  {'S_w':>6}"]
+    lines += [f"{r['word']:<{width}}  {r['N_w']:7.4f}  {r['S_w']:6d}" for r in rows]
+    lines.append(f"{'mean':<{width}}  {result['mean_N_w']:7.4f}  {result['mean_S_w']:6.1f}   "
+                 f"({result['mechanism']}, eps={result['epsilon']:g} per word, "
+                 f"{result['draws']} draws per word)")
+    return "\n".join(lines)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -43,6 +44,21 @@ class Entry:
         return {"key": self.key, "path": self.path, "bytes": self.size, "source": self.source,
                 "vocab_size": self.vocab_size, "dim": self.dim, "created": self.created,
                 "last_used": used, "ok": self.ok}
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text) -> float:
+    """Seconds in a time span written with a unit s, m, h, d or w: ``parse_duration("12h")``."""
+    text = str(text).strip().lower()
+    try:
+        number = float(text[:-1]) if text[-1:] in DURATION_UNITS else None
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number < 0:
+        raise ValueError("expected a number with a unit s, m, h, d or w, e.g. 30d or 12h")
+    return number * DURATION_UNITS[text[-1]]
 
 
 def _is_key(name: str) -> bool:
@@ -150,3 +166,14 @@ def _remove_dangling_pointers(cache: str) -> None:
             if dangling:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+
+
+def table(rows: list[dict], cache: str) -> str:
+    """``Entry.as_dict()`` rows as terminal lines, with a total."""
+    if not rows:
+        return f"no entries in {cache}"
+    lines = [f"{r['key'][:16]}  {r['bytes'] / 2**20:8.1f} MiB  used {r['last_used']}  "
+             f"{r['vocab_size']} words x {r['dim']}  {r['source']}"
+             f"{'' if r['ok'] else '  (damaged: no readable manifest)'}" for r in rows]
+    total = sum(r["bytes"] for r in rows) / 2**20
+    return "\n".join(lines + [f"{len(rows)} entries, {total:.1f} MiB in {cache}"])

@@ -365,6 +365,45 @@ def settings(mechs, grid: dict, targets, train: Dataset, *, store, cache_dir, pr
     return out
 
 
+def evaluate_files(dataset: str, *, text_column: str, label_column: str, mechs, grid=None,
+                   targets=None, test_file: str | None = None,
+                   test_text_column: str | None = None, fmt_name: str = "auto", repeats: int = 3,
+                   sanitize: str = "train", classifier: str = "tfidf", draws: int = 200,
+                   plot_path: str | None = None, force: bool = False, open_store,
+                   bar=None, warn=None) -> dict:
+    """``dpsanitize eval``: read the files, tune and evaluate, draw ``plot_path``; the JSON
+    object (``train``/``test`` sizes, ``rows``, settings). ``grid``/``targets`` are the
+    strings of --eps and --target-recovery; ``bar(total, unit, desc)`` a progress context."""
+    import contextlib
+
+    from .io import atomic_output, check_output_path
+
+    if plot_path:
+        check_output_path(plot_path, force)
+        check_plotting()
+    grid, targets = parse_grid(grid), parse_targets(targets)
+    train = load_dataset(dataset, fmt_name, text_column, label_column)
+    test = load_dataset(test_file, fmt_name, test_text_column or text_column, label_column) \
+        if test_file else None
+    train, test = (train, test) if test else split(train, 0.2)
+    store = open_store()
+    cache_dir = os.path.join(os.path.dirname(store.path), "eval")  # beside the index entries
+    bar = bar or (lambda total, unit, desc: contextlib.nullcontext(None))
+    with bar(None, "eps", "tune") as tick:
+        grid = settings(mechs, grid, targets, train, store=store, cache_dir=cache_dir,
+                        progress=None if tick is None else tick.update, warn=warn)
+    with bar(len(grid) * repeats, "run", "eval") as tick:
+        rows = evaluate(train, test, grid, store=store, repeats=repeats, classifier=classifier,
+                        sanitize=sanitize, draws=draws, cache_dir=cache_dir,
+                        progress=None if tick is None else tick.update)
+    if plot_path:
+        with atomic_output(plot_path, force=force) as out:
+            plot(rows, out, title=f"{os.path.basename(dataset)}: {classifier}, {repeats} seeds, "
+                                  f"sanitized {sanitize}")
+    return {"train": len(train.texts), "test": len(test.texts), "rows": rows,
+            "classifier": classifier, "sanitize": sanitize, "repeats": repeats}
+
+
 def check_plotting() -> None:
     """InvalidParameter unless matplotlib (extra ``eval``) can draw ``--plot``."""
     from .errors import InvalidParameter

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import geometry
 from .embeddings import DEFAULT_VOCAB_SIZE, LoadInfo, Vocabulary, load_vocabulary, source_stamp
-from .errors import CacheUnwritable, ResourceError
+from .errors import CacheUnwritable, InvalidParameter, ResourceError
 
 log = logging.getLogger("dpsanitize")
 
@@ -200,6 +200,17 @@ class IndexStore:
             return np.asarray(self.nbr_ids[i, :k], dtype=np.int64), np.asarray(self.nbr_dist[i, :k])
         ids, d = geometry.row_neighbors(self.x64, int(i), k)
         return ids.astype(np.int64), d
+
+    def word_neighbors(self, word: str, k: int) -> list[dict]:
+        """The exact ``k`` nearest other words of ``word`` (case-folded like the vocabulary):
+        ``[{"word", "distance"}]``, nearest first. A word outside W is an InvalidParameter
+        (which never quotes it: it may be private)."""
+        i = self.vocab.id_of.get(word.lower() if self.vocab.lowercase else word)
+        if i is None:
+            raise InvalidParameter(f"WORD: the word is not in the vocabulary of "
+                                   f"{len(self.vocab)} words")
+        ids, dists = self.neighbors(i, min(k, len(self.vocab) - 1))
+        return [{"word": self.vocab.words[j], "distance": float(d)} for j, d in zip(ids, dists)]
 
     def rows(self, ids) -> np.ndarray:
         """Distances from each word of ``ids`` to all of W (float64, one row each)."""

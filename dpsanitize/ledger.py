@@ -164,3 +164,16 @@ def check_budget(budget: float | None, ledger: str | None) -> None:
         raise InvalidParameter("--budget needs --ledger FILE (where the releases are counted)")
     if budget is not None and not budget > 0:
         raise InvalidParameter("--budget must be greater than 0")
+
+
+def table(rows: list[dict]) -> str:
+    """The rows of :meth:`Ledger.totals` as terminal lines: per input, then per metric."""
+    lines = []
+    for r in rows:
+        lines.append(f"{r['sha256'][:16]}  {r['releases']} releases  {', '.join(r['inputs'])}")
+        for metric, m in r["by_metric"].items():
+            lines.append(f"    {metric:<28} eps {m['epsilon']:g}  delta {m['delta']:.3g}  "
+                         f"({m['releases']} releases)")
+        if r["no_guarantee_releases"]:
+            lines.append(f"    {r['no_guarantee_releases']} releases with no formal guarantee")
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Progress on stderr: a tqdm bar on a terminal, elsewhere a line every half minute.
+"""Messages and progress on stderr: log lines (``dpsanitize: ...``), and a tqdm bar on a
+terminal, elsewhere a progress line every half minute.
 
 A long command run from cron or with stderr in a log file would otherwise say nothing for
 minutes. The lines go to the ``dpsanitize`` logger at INFO, so ``-q`` silences them like every
@@ -6,12 +7,14 @@ other message; they hold counts only, never input text.
 
 Example::
 
+    setup_logging(quiet=False)
     with progress_bar(total=20, unit="run", desc="eval") as bar:
         bar.update(1)
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -19,6 +22,28 @@ import time
 
 log = logging.getLogger("dpsanitize")
 EVERY_SECONDS = float(os.environ.get("DPSANITIZE_PROGRESS_SECONDS", "30"))
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (click's test runner swaps it per invocation)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def setup_logging(quiet: bool) -> None:
+    """The ``dpsanitize`` logger to stderr: INFO and up, or WARNING and up when ``quiet``."""
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("dpsanitize: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def progress_bar(total=None, *, unit: str = "", desc: str = "", enabled: bool | None = None,
@@ -31,6 +56,16 @@ def progress_bar(total=None, *, unit: str = "", desc: str = "", enabled: bool | 
 
     return tqdm(total=total, unit=unit, desc=desc or None, unit_scale=scale, leave=False,
                 dynamic_ncols=True, disable=not enabled if enabled is not None else None)
+
+
+@contextlib.contextmanager
+def file_progress(path: str, enabled: bool | None = None):
+    """Progress over one input, in bytes for a file and in lines for a pipe; yields the
+    callback ``tick(n_bytes, n_lines)``."""
+    size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
+    with progress_bar(size, unit="B" if size is not None else " lines", scale=size is not None,
+                      desc=os.path.basename(path), enabled=enabled) as bar:
+        yield lambda n_bytes, n_lines: bar.update(n_bytes if size is not None else n_lines)
 
 
 def _stderr_is_terminal() -> bool:

@@ -9,7 +9,7 @@ sanitizes on the chosen engine, writes the report and returns it with the one-li
 Example::
 
     request = RunRequest(("in.txt", "out.txt"), mech="tem", epsilon=3.0)
-    report, line = execute(plan(request), open_store=lambda progress=None: open_index())
+    report, line = execute(plan(request), open_store=open_index)
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import InvalidParameter, OutputError
+from .formats import FORMATS
 
 
 @dataclass
 class RunRequest:
-    """What a run was asked to do (the options of `dpsanitize run`)."""
+    """What a run was asked to do: the options of `dpsanitize run` (their meaning: OPTIONS)."""
 
     paths: tuple
     mech: str
@@ -51,6 +52,60 @@ class RunRequest:
     scheduler: str | None = None
 
 
+# The options of `dpsanitize run` beyond the mechanism, the embeddings, the seed and the output
+# on stderr, in --help order: (flags, RunRequest field, kind, help); defaults are RunRequest's.
+# Kinds: those of mechanisms.OPTIONS, and "file", "folder", "text" (optionally with a metavar),
+# "many" (repeatable text), "off" (a flag that sets the field False), "workers" (N or 'auto').
+OPTIONS = (
+    (("--format",), "fmt_name", ("choice", FORMATS),
+     "Input format; auto: by extension (.csv, .tsv, .jsonl/.ndjson, .parquet/.pq; else text). "
+     "Tables rewrite only the --column fields, keeping everything else."),
+    (("--column",), "columns", ("many",),
+     "A column (header name; a number with --no-header; Parquet: a string column or dotted "
+     "path into a struct) or JSON field (key or dotted path). Repeatable."),
+    (("--no-header",), "header", ("off",), "CSV/TSV: the first record is data."),
+    (("--output-dir",), "output_dir", ("folder",),
+     "Many inputs: every argument is an INPUT; outputs go here under their relative paths, "
+     "each written atomically."),
+    (("-r", "--recursive"), "recursive", ("flag",),
+     "With --output-dir: the files below folder inputs (hidden names skipped)."),
+    (("--manifest",), "manifest", ("file",),
+     "JSON-lines record of finished inputs: a re-run skips them, refuses (73) one that changed "
+     "unless --force, and resumes after a crash."),
+    (("--ledger",), "ledger", ("file",),
+     "JSON-lines privacy ledger: each release of an input (SHA-256, mechanism, kind, eps, "
+     "delta, metric, time); `dpsanitize ledger show` sums them."),
+    (("--budget",), "budget", ("float", 0, None, True, False),
+     "With --ledger: refuse (exit 77, before any work) a run that would take an input's total "
+     "eps in the run's metric over this."),
+    (("--oov",), "oov", ("choice", ("mask", "random", "keep")),
+     "Out-of-vocabulary words: a placeholder, a uniform vocabulary word, or kept (NOT private; "
+     "warns)."),
+    (("--oov-token",), "oov_token", ("text",), "Placeholder for --oov mask."),
+    (("--force",), "force", ("flag",),
+     "Replace an existing OUTPUT or --report (keeping its permissions); sanitize again an input "
+     "the --manifest says changed (a second release)."),
+    (("--report",), "report", ("file",),
+     "JSON report: counts, the guarantee, what is released as is (no text, no seed). Written "
+     "like OUTPUT."),
+    (("--encoding",), "encoding", ("text",),
+     "Encoding of INPUT and OUTPUT; undecodable input is exit 65."),
+    (("--max-line-bytes",), "max_line_bytes", ("int", 1),
+     "Longest accepted line (record); longer is exit 65."),
+    (("--lock",), "lock", ("file",),
+     "Lock file (default: .OUTPUT.lock, or .dpsanitize.lock in --output-dir); an overlapping "
+     "run exits 75."),
+    (("--workers",), "workers", ("workers",),
+     "Worker processes for the 256 KiB blocks ('auto': one per CPU); with --seed every value "
+     "writes the same bytes."),
+    (("--engine",), "engine", ("choice", ("local", "dask")),
+     "dask: blocks as tasks on a Dask cluster (extra dpsanitize[dask]), same bytes."),
+    (("--scheduler",), "scheduler", ("text", "ADDRESS"),
+     "With --engine dask: the scheduler (tcp://host:8786); default: a local cluster of "
+     "--workers processes."),
+)
+
+
 @dataclass
 class Plan:
     request: RunRequest
@@ -67,6 +122,7 @@ def plan(r: RunRequest) -> Plan:
 
     if r.scheduler and r.engine != "dask":
         raise InvalidParameter("--scheduler needs --engine dask")
+    _check_text_options(r)
     if r.epsilon is None:
         from .mechanisms import default_epsilon
 
@@ -108,6 +164,20 @@ def plan(r: RunRequest) -> Plan:
     return Plan(r, jobs, formats, lock)
 
 
+def _check_text_options(r: RunRequest) -> None:
+    import codecs
+
+    from .text import has_control_characters
+
+    try:
+        codecs.lookup(r.encoding)
+    except LookupError:
+        raise InvalidParameter(f"--encoding {r.encoding}: unknown encoding") from None
+    if has_control_characters(r.oov_token):  # they separate lines and records
+        raise InvalidParameter("--oov-token must not contain line breaks or other control "
+                               "characters")
+
+
 def _check_streams(r: RunRequest, jobs) -> None:
     if r.report == "-" and any(j.dst == "-" for j in jobs):
         raise InvalidParameter("--report - needs OUTPUT to be a file (stdout carries the text)")
@@ -130,13 +200,15 @@ def check_distinct(paths: dict) -> None:
                 raise InvalidParameter(f"{role_a} and {role_b} are the same file: {b}")
 
 
-def execute(p: Plan, *, open_store, progress=None) -> tuple[dict, str]:
-    """Run the plan; returns the report and the one-line summary. ``open_store(progress)``
-    opens the index; ``progress(job)`` gives a context manager yielding a callback."""
+def execute(p: Plan, *, open_store, progress: bool | None = False) -> tuple[dict, str]:
+    """Run the plan; returns the report and the one-line summary. ``open_store()`` opens the
+    index; ``progress``: per input, False none, True a bar, None a bar on a terminal and
+    periodic log lines elsewhere (:func:`.progress.file_progress`)."""
     from .batch import Manifest, decide, open_ledger, options_fingerprint, sanitize_jobs
     from .io import atomic_output, output_lock
     from .mechanisms import create
     from .pipeline import Sanitizer, summary_line
+    from .progress import file_progress
 
     r = p.request
     with contextlib.ExitStack() as stack:
@@ -162,7 +234,8 @@ def execute(p: Plan, *, open_store, progress=None) -> tuple[dict, str]:
         results = sanitize_jobs(
             sanitizer, p.jobs, formats=p.formats, decisions=decisions, force=r.force,
             manifest=book, ledger=releases, fingerprint=fingerprint,
-            named_streams=r.output_dir is not None, progress=progress, encoding=r.encoding,
+            named_streams=r.output_dir is not None, encoding=r.encoding,
+            progress=None if progress is False else lambda job: file_progress(job.src, progress),
             max_line_bytes=r.max_line_bytes, workers=r.workers, client=client)
         report = sanitizer.report()
         if r.output_dir is not None:

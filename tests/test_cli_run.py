@@ -230,7 +230,7 @@ def test_shipped_configs_load_and_validate(path):
     import click
 
     from dpsanitize.cli import run
-    from dpsanitize.cli.config import load_config
+    from dpsanitize.cli.options import load_config
 
     ctx = click.Context(run, info_name="run")
     load_config(ctx, None, str(path))

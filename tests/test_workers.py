@@ -85,11 +85,13 @@ def test_block_streams_are_not_reused_across_streams(toy_store, text):
 
 
 def test_workers_auto_is_the_usable_cpus_and_workers_share_them(monkeypatch):
-    from dpsanitize.cli import WORKERS
+    from dpsanitize.engines import parse_workers
     from dpsanitize.geometry import usable_cpus
 
-    assert WORKERS.convert("auto", None, None) == len(os.sched_getaffinity(0)) == usable_cpus()
-    assert WORKERS.convert("3", None, None) == 3
+    assert parse_workers("auto") == len(os.sched_getaffinity(0)) == usable_cpus()
+    assert parse_workers("3") == 3
+    with pytest.raises(ValueError):
+        parse_workers("0")
     monkeypatch.setenv("DPSANITIZE_THREADS", "1")  # what a worker process of a pool is given
     assert usable_cpus() == 1
 

@@ -23,7 +23,7 @@ from ..errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED, Dpsan
                       InvalidParameter, exit_code_of)
 from . import analysis, info  # noqa: F401  (they register their commands)
 from .group import _silence_stdout, cli
-from .options import DECODERS, FORMATS, WORKERS  # noqa: F401  (part of the interface)
+from .options import DECODERS, FORMATS  # noqa: F401  (part of the interface)
 from .run import run  # noqa: F401
 
 

@@ -4,7 +4,6 @@ utility (eval). Each calls the library (:mod:`..audit`, :mod:`..attack`, :mod:`.
 from __future__ import annotations
 
 import functools
-import os
 
 import click
 
@@ -36,21 +35,14 @@ def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_js
         dpsanitize audit --mech gumbel --eps 120 --sample 50 --draws 1000
     """
     from ..audit import audit as measure
+    from ..audit import table
     from ..mechanisms import create
     from ..rng import make_rng, warn_if_seeded
 
     warn_if_seeded(seed)
     mechanism = create(mech, epsilon=eps, store=open_store(), **mech_options)
     result = measure(mechanism, words=words, sample=sample, draws=draws, rng=make_rng(seed))
-    if as_json:
-        return echo_json(result)
-    rows = result["rows"]
-    width = max(4, *(len(r["word"]) for r in rows))
-    click.echo(f"{'word':<{width}}  {'N_w':>7}  {'S_w':>6}")
-    for r in rows:
-        click.echo(f"{r['word']:<{width}}  {r['N_w']:7.4f}  {r['S_w']:6d}")
-    click.echo(f"{'mean':<{width}}  {result['mean_N_w']:7.4f}  {result['mean_S_w']:6.1f}"
-               f"   ({mech}, eps={eps:g} per word, {draws} draws per word)")
+    echo_json(result) if as_json else click.echo(table(result))
 
 
 def prior_options(f):
@@ -113,7 +105,7 @@ def attack(mech, eps, mech_options, load_prior, draws, method, seed, as_json, pr
     Example:
         dpsanitize attack --mech santext --eps 3 --prior train.tsv --column sentence
     """
-    from ..attack import bayes_recovery
+    from ..attack import bayes_recovery, table
     from ..mechanisms import create
     from ..rng import make_rng, warn_if_seeded
 
@@ -126,13 +118,7 @@ def attack(mech, eps, mech_options, load_prior, draws, method, seed, as_json, pr
              "attack") as tick:
         result = bayes_recovery(mechanism, prior, method=method, draws=draws,
                                 rng=make_rng(seed), progress=tick.update)
-    if as_json:
-        return echo_json(result)
-    low, high = result["bayes_recovery_ci"]
-    interval = f"  (95% interval {low:.4f} to {high:.4f})" if result["method"] == "sampled" else ""
-    for key in ("bayes_recovery", "prior_only", "identity_recovery", "coverage"):
-        click.echo(f"{key:>18}: {result[key]:.4f}{interval if key == 'bayes_recovery' else ''}")
-    click.echo(f"{'words':>18}: {result['words']}\n{'method':>18}: {result['method']}")
+    echo_json(result) if as_json else click.echo(table(result))
 
 
 @cli.command()
@@ -204,9 +190,7 @@ def tune(mech, target_recovery, mech_options, load_prior, draws, method, seed, a
 @progress_option
 @embeddings_options
 @quiet_option
-def eval_command(dataset, text_column, label_column, test_file, test_text_column, fmt_name, mechs,
-                 grid, targets, repeats, sanitize, classifier, draws, plot_path, force, as_json,
-                 progress, open_store):
+def eval_command(dataset, as_json, progress, open_store, **options):
     """Accuracy of a classifier trained on sanitized text, with Bayes recovery, N_w and S_w.
 
     Epsilon is not comparable across mechanisms: compare them at equal Bayes recovery
@@ -217,31 +201,9 @@ def eval_command(dataset, text_column, label_column, test_file, test_text_column
         dpsanitize eval train.tsv --text-column sentence --label-column label \\
             --test test.tsv --mech tem --mech laplace --target-recovery 0.2,0.3 --plot acc.png
     """
-    from .. import evaluate as ev
-    from ..io import atomic_output, check_output_path
+    from ..evaluate import evaluate_files, table
 
-    if plot_path:
-        check_output_path(plot_path, force)
-        ev.check_plotting()
-    grid, targets = ev.parse_grid(grid), ev.parse_targets(targets)
-    train = ev.load_dataset(dataset, fmt_name, text_column, label_column)
-    test = ev.load_dataset(test_file, fmt_name, test_text_column or text_column, label_column) \
-        if test_file else None
-    train, test = (train, test) if test else ev.split(train, 0.2)
-    store = open_store(progress)
-    cache_dir = os.path.join(os.path.dirname(store.path), "eval")  # beside the index entries
-    with bar(progress, unit="eps", desc="tune") as tick:
-        settings = ev.settings(mechs, grid, targets, train, store=store, cache_dir=cache_dir,
-                               progress=tick.update, warn=log.warning)
-    with bar(progress, len(settings) * repeats, "run", "eval") as tick:
-        rows = ev.evaluate(train, test, settings, store=store, repeats=repeats,
-                           classifier=classifier, sanitize=sanitize, draws=draws,
-                           cache_dir=cache_dir, progress=tick.update)
-    if plot_path:
-        with atomic_output(plot_path, force=force) as out:
-            ev.plot(rows, out, title=f"{os.path.basename(dataset)}: {classifier}, {repeats} "
-                                     f"seeds, sanitized {sanitize}")
-    if as_json:
-        return echo_json({"train": len(train.texts), "test": len(test.texts), "rows": rows,
-                          "classifier": classifier, "sanitize": sanitize, "repeats": repeats})
-    click.echo(ev.table(rows))
+    result = evaluate_files(dataset, open_store=lambda: open_store(progress), warn=log.warning,
+                            bar=lambda total, unit, desc: bar(progress, total, unit, desc),
+                            **options)
+    echo_json(result) if as_json else click.echo(table(result["rows"]))

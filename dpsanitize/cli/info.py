@@ -7,9 +7,9 @@ import os
 
 import click
 
-from ..mechanisms import MECHANISMS
 from .group import cli
-from .options import (Duration, cache_dir_option, echo_json, embeddings_options, eps_option,
+from ..cache import parse_duration
+from .options import (cache_dir_option, parsed_by, echo_json, embeddings_options, eps_option,
                       json_option, log, mech_option, mechanism_options, progress_option,
                       quiet_option)
 
@@ -92,24 +92,16 @@ def cache_list(cache_dir, as_json):
     Example:
         dpsanitize cache list --json
     """
-    from ..cache import list_entries
+    from ..cache import list_entries, table
 
     path = _cache_path(cache_dir)
     rows = [e.as_dict() for e in list_entries(path)]
-    if as_json:
-        return echo_json(rows)
-    if not rows:
-        return click.echo(f"no entries in {path}")
-    for r in rows:
-        click.echo(f"{r['key'][:16]}  {r['bytes'] / 2**20:8.1f} MiB  used {r['last_used']}  "
-                   f"{r['vocab_size']} words x {r['dim']}  {r['source']}"
-                   f"{'' if r['ok'] else '  (damaged: no readable manifest)'}")
-    click.echo(f"{len(rows)} entries, {sum(r['bytes'] for r in rows) / 2**20:.1f} MiB in {path}")
+    echo_json(rows) if as_json else click.echo(table(rows, path))
 
 
 @cache.command("clean")
 @cache_dir_option
-@click.option("--older-than", type=Duration(),
+@click.option("--older-than", metavar="DURATION", callback=parsed_by(parse_duration),
               help="Only entries not used for this long (30d, 12h, 2w). Default: every entry.")
 @click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
 @quiet_option
@@ -145,18 +137,9 @@ def neighbors(word, k, open_store, as_json):
     Example:
         dpsanitize neighbors house -k 5
     """
-    store = open_store()
-    vocab = store.vocab
-    i = vocab.id_of.get(word.lower() if vocab.lowercase else word)
-    if i is None:
-        raise click.BadParameter(f"the word is not in the vocabulary of {len(vocab)} words",
-                                 param_hint="WORD")
-    ids, dists = store.neighbors(i, min(k, len(vocab) - 1))
-    rows = [{"word": vocab.words[j], "distance": float(d)} for j, d in zip(ids, dists)]
-    if as_json:
-        return echo_json(rows)
-    for r in rows:
-        click.echo(f"{r['distance']:10.6f}  {r['word']}")
+    rows = open_store().word_neighbors(word, k)
+    echo_json(rows) if as_json else click.echo("\n".join(
+        f"{r['distance']:10.6f}  {r['word']}" for r in rows))
 
 
 @cli.command()
@@ -168,15 +151,10 @@ def mechanisms(as_json):
     Example:
         dpsanitize mechanisms --json
     """
-    from ..mechanisms import mechanism_class
+    from ..mechanisms import describe_all, table
 
-    rows = [mechanism_class(name).describe() for name in MECHANISMS]
-    if as_json:
-        return echo_json(rows)
-    for r in rows:
-        click.echo(f"{r['name']}\n  guarantee: {r['guarantee']}\n  unit: {r['unit']}\n"
-                   f"  useful eps (default embeddings): {r['typical_epsilon']}\n"
-                   f"  reference: {r['reference']}")
+    rows = describe_all()
+    echo_json(rows) if as_json else click.echo(table(rows))
 
 
 @cli.command()
@@ -219,15 +197,7 @@ def ledger_show(path, as_json):
     Example:
         dpsanitize ledger show releases.jsonl --json
     """
-    from ..ledger import Ledger
+    from ..ledger import Ledger, table
 
     rows = Ledger(path, must_exist=True).totals()
-    if as_json:
-        return echo_json(rows)
-    for r in rows:
-        click.echo(f"{r['sha256'][:16]}  {r['releases']} releases  {', '.join(r['inputs'])}")
-        for metric, m in r["by_metric"].items():
-            click.echo(f"    {metric:<28} eps {m['epsilon']:g}  delta {m['delta']:.3g}  "
-                       f"({m['releases']} releases)")
-        if r["no_guarantee_releases"]:
-            click.echo(f"    {r['no_guarantee_releases']} releases with no formal guarantee")
+    echo_json(rows) if as_json else click.echo(table(rows))

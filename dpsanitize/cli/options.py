@@ -17,38 +17,15 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import math
-import sys
 
 import click
 
 from ..mechanisms import EPSILON_GUIDE, MECHANISMS, OPTIONS
+from ..progress import log, setup_logging
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")  # = embeddings.FORMATS
 DECODERS = ("exact", "annoy")  # = index.DECODERS
-log = logging.getLogger("dpsanitize")
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is now (CliRunner swaps it per invocation)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value):
-        pass
-
-
-def setup_logging(quiet: bool) -> None:
-    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("dpsanitize: %(message)s"))
-        log.addHandler(handler)
-        log.propagate = False
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def apply(options, f):
@@ -148,22 +125,38 @@ def mech_option(what: str = "Mechanism.", **kwargs):
                         **{"required": True, **kwargs})
 
 
-def _option_type(spec):
-    kind = spec[0]
-    if kind == "choice":
-        return click.Choice(spec[1])
-    if kind == "int":
-        return click.IntRange(min=spec[1])
-    _, low, high, low_open, high_open = spec
-    return click.FloatRange(low, high, min_open=low_open, max_open=high_open)
+def spec_option(flags, spec, text, dest=None, default=None):
+    """A click option from a library spec ``(kind, ...)`` (``mechanisms.OPTIONS``,
+    ``runs.OPTIONS``): choice, int, float, flag, off, file, folder, text, many, workers."""
+    kind, decls = spec[0], (*flags, dest) if dest else flags
+    kw = {"help": text, "default": default,
+          "show_default": not (default is None or isinstance(default, bool) or default == ())}
+    if kind == "flag":
+        return click.option(*decls, is_flag=True, **kw)
+    if kind == "off":  # the flag sets the field False
+        return click.option(*decls, is_flag=True, flag_value=False, **{**kw, "default": True,
+                                                                      "show_default": False})
+    if kind == "workers":
+        return click.option(*decls, metavar="N|auto", callback=parsed_by(_workers), **kw)
+    types = {"choice": lambda: click.Choice(spec[1]), "int": lambda: click.IntRange(min=spec[1]),
+             "float": lambda: click.FloatRange(spec[1], spec[2], min_open=spec[3],
+                                               max_open=spec[4]),
+             "file": lambda: click.Path(dir_okay=False), "folder": lambda: click.Path(
+                 file_okay=False), "text": lambda: click.STRING, "many": lambda: click.STRING}
+    return click.option(*decls, type=types[kind](), multiple=kind == "many",
+                        metavar=spec[1] if kind == "text" and len(spec) > 1 else None, **kw)
+
+
+def _workers(value):
+    from ..engines import parse_workers
+
+    return parse_workers(value)
 
 
 def mechanism_options(f):
     """The options of particular mechanisms (``mechanisms.OPTIONS``), handed to the command as
     ``mech_options`` (None: not given). Each is refused by the mechanisms it does not fit."""
-    options = [click.option(flag, is_flag=True, default=None, help=text) if spec[0] == "flag"
-               else click.option(flag, type=_option_type(spec), help=text)
-               for flag, spec, text in OPTIONS]
+    options = [spec_option((flag,), spec, text) for flag, spec, text in OPTIONS]
     names = [flag[2:].replace("-", "_") for flag, _, _ in OPTIONS]
 
     @functools.wraps(f)
@@ -173,65 +166,35 @@ def mechanism_options(f):
     return apply(options, wrapper)
 
 
-class Workers(click.ParamType):
-    """A number of processes >= 1, or 'auto' (the CPUs this process may run on)."""
-
-    name = "N|auto"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int) and value >= 1:
-            return value
-        if str(value).strip().lower() == "auto":
-            from ..geometry import usable_cpus
-
-            return usable_cpus()
+def parsed_by(parse):
+    """A click callback running a library parser; its ValueError becomes a usage error."""
+    def callback(ctx, param, value):
         try:
-            n = int(value)
-        except ValueError:
-            n = 0
-        if n < 1:
-            self.fail("expected a number >= 1 or 'auto'", param, ctx)
-        return n
+            return None if value is None else parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return callback
 
 
-WORKERS = Workers()
+def load_config(ctx: click.Context, param, value) -> None:
+    """click callback for ``--config`` (eager, not exposed): the file's ``[dpsanitize.<command>]``
+    table (:func:`..presets.read_preset`) becomes defaults that command-line flags override."""
+    if value is None:
+        return
+    from ..presets import read_preset
 
+    def converter(option):
+        def convert(raw):
+            try:
+                return option.type_cast_value(ctx, raw)
+            except click.BadParameter as exc:
+                raise ValueError(exc.message) from None
+        return convert
 
-class Duration(click.ParamType):
-    """A time span: a number with a unit s, m, h, d or w (``30d``, ``12h``); seconds out."""
-
-    name = "duration"
-    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip().lower()
-        try:
-            number = float(text[:-1]) if text[-1:] in self.UNITS else None
-        except ValueError:
-            number = None
-        if number is None or not math.isfinite(number) or number < 0:
-            self.fail("expected a number with a unit s, m, h, d or w, e.g. 30d or 12h", param, ctx)
-        return number * self.UNITS[text[-1]]
-
-
-def check_encoding(ctx, param, value):
-    import codecs
-
-    try:
-        codecs.lookup(value)
-    except LookupError:
-        raise click.BadParameter("unknown encoding") from None
-    return value
-
-
-def check_oov_token(ctx, param, value):
-    from ..text import has_control_characters
-
-    if value is not None and has_control_characters(value):
-        raise click.BadParameter("must not contain line breaks or other control characters")
-    return value
+    options = [p for p in ctx.command.params if isinstance(p, click.Option)]
+    values = read_preset(value, ctx.command.name, {p.name: converter(p) for p in options},
+                         paths={p.name for p in options if isinstance(p.type, click.Path)})
+    ctx.default_map = {**(ctx.default_map or {}), **values}
 
 
 def bar(progress, total=None, unit="", desc=""):

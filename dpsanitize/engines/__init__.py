@@ -21,6 +21,24 @@ from __future__ import annotations
 import collections
 
 
+def parse_workers(value) -> int:
+    """A number of processes: an integer >= 1, or 'auto' (``geometry.usable_cpus``).
+
+    Example: ``parse_workers("auto")`` on a 2-core machine is 2.
+    """
+    if str(value).strip().lower() == "auto":
+        from ..geometry import usable_cpus
+
+        return usable_cpus()
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError("expected a number >= 1 or 'auto'")
+    return n
+
+
 class _Submitted:
     """A block handed to an executor: its future, told apart from markers."""
 

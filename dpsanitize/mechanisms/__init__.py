@@ -112,6 +112,18 @@ def mechanism_class(name: str):
     return getattr(import_module(f"{__name__}.{module}"), cls)
 
 
+def describe_all() -> list[dict]:
+    """``describe()`` of every registered mechanism: ``dpsanitize mechanisms --json``."""
+    return [mechanism_class(name).describe() for name in MECHANISMS]
+
+
+def table(rows: list[dict]) -> str:
+    """The rows of :func:`describe_all` as terminal text."""
+    return "\n".join(f"{r['name']}\n  guarantee: {r['guarantee']}\n  unit: {r['unit']}\n"
+                     f"  useful eps (default embeddings): {r['typical_epsilon']}\n"
+                     f"  reference: {r['reference']}" for r in rows)
+
+
 def create(name: str, *, epsilon: float, store, experimental: bool = False, **options):
     """Instantiate mechanism ``name``; options it does not take are an InvalidParameter.
 
