@@ -279,12 +279,12 @@ def estimate(store, prior: Prior, fit: np.ndarray, held: np.ndarray, *, level: f
     geo = _Geometry(store, prior, fit)
     if len(models) > 1:
         q = fit.shape[1] // 2
-        trial = {m: _success(_guesses(geo, m, fit[:, :q], fit[:, q:]), prior, fit[:, q:])[0]
-                 for m in models}
+        guesses = _guesses(geo, models, fit[:, :q], fit[:, q:])
+        trial = {m: _success(guesses[m], prior, fit[:, q:])[0] for m in models}
         model = max(models, key=lambda m: (trial[m], -models.index(m)))
     else:
         model = models[0]
-    guess = _guesses(geo, model, fit, held)
+    guess = _guesses(geo, (model,), fit, held)[model]
     value, var, per_word = _success(guess, prior, held)
     z = _z(level)
     half_width = z * math.sqrt(var)
@@ -378,11 +378,13 @@ class _Geometry:
         return r
 
 
-def _guesses(geo: _Geometry, model: str, fit: np.ndarray, targets: np.ndarray) -> dict:
-    """The guess for every output in ``targets`` from the law ``model`` fitted on ``fit``.
+def _guesses(geo: _Geometry, models, fit: np.ndarray, targets: np.ndarray) -> dict:
+    """Per model, the guess for every output in ``targets`` from the law fitted on ``fit``
+    (a dict model -> ``{"of": outputs -> guesses}``).
 
     Outputs never seen in ``fit`` are guessed as themselves when in the domain, else as the most
-    probable prior word. Ties between domain words go to the lower vocabulary id.
+    probable prior word. Ties between domain words go to the lower vocabulary id. Models that
+    differ only by a per-word offset (dist, dist-norm) share one pass over the distances.
     """
     ids = geo.ids
     seen = np.zeros(geo.n, dtype=bool)
@@ -391,24 +393,47 @@ def _guesses(geo: _Geometry, model: str, fit: np.ndarray, targets: np.ndarray) -
     in_domain = np.zeros(geo.n, dtype=bool)
     in_domain[ids] = True
     ys = np.unique(targets)
-    table = np.where(in_domain[ys], ys, top)
     known = seen[ys]
     order = np.argsort(ids, kind="stable")  # argmax over rows in id order: ties to lower id
-    score = _scorer(geo, model, fit)
+    scorers = _scorers(geo, models, fit)
     yk = ys[known]
-    picks = np.empty(len(yk), dtype=np.int64)
+    picks = {m: np.empty(len(yk), dtype=np.int64) for m in models}
     for s in range(0, len(yk), geo.chunk):
         cols = yk[s:s + geo.chunk]
-        sc = score(cols)[order]
-        picks[s:s + len(cols)] = ids[order][np.argmax(sc, axis=0)]
-    table[known] = picks
-    lookup = np.full(geo.n, -1, dtype=np.int64)
-    lookup[ys] = table
-    return {"of": lambda outs: lookup[outs]}
+        scored = {}
+        for m in models:
+            key, score, offset = scorers[m]
+            if key not in scored:
+                scored[key] = score(cols)[order]
+            sc = scored[key] if offset is None else scored[key] + offset[order]
+            picks[m][s:s + len(cols)] = ids[order][np.argmax(sc, axis=0)]
+    out = {}
+    for m in models:
+        table = np.where(in_domain[ys], ys, top)
+        table[known] = picks[m]
+        lookup = np.full(geo.n, -1, dtype=np.int64)
+        lookup[ys] = table
+        out[m] = {"of": lookup.__getitem__}
+    return out
+
+
+def _scorers(geo: _Geometry, models, fit: np.ndarray) -> dict:
+    """model -> (key, score, offset): ``score(cols)`` is log(pi(w) * P_hat[w, y]) for the
+    domain rows and those columns, plus ``offset`` per row when not None; models with one key
+    share ``score``."""
+    out, built = {}, {}
+    for m in models:
+        key = "dist" if m == "dist-norm" else m
+        if key not in built:
+            built[key] = _scorer(geo, key, fit)
+        score, norm = built[key] if key == "dist" else (built[key], None)
+        out[m] = (key, score, -norm if m == "dist-norm" else None)
+    return out
 
 
 def _scorer(geo: _Geometry, model: str, fit: np.ndarray):
-    """A function cols -> log(pi(w) * P_hat[w, y]) for the domain rows and those columns."""
+    """A function cols -> log(pi(w) * P_hat[w, y]) for the domain rows and those columns (for
+    "dist": with dist-norm's per-word log normaliser beside it)."""
     ids, m, d_count = geo.ids, fit.shape[1], len(geo.ids)
     log_pi = geo.log_pi[:, None]
     if model == "counts":
@@ -449,18 +474,17 @@ def _scorer(geo: _Geometry, model: str, fit: np.ndarray):
     log_k = np.log((cnt[used] + 0.5) / (m * pairs[used]))
     centers = geo.centers[used]
     log_id = math.log((ident.sum() + 0.5) / (m * d_count))
-    norm = np.zeros((d_count, 1))
-    if model == "dist-norm":  # per-word normalisation: sum over y of P_hat[w, y] = 1
-        k_bins = np.zeros(geo.n_bins)
-        k_bins[used] = np.exp(log_k)
-        norm = np.log(geo.hist @ k_bins + math.exp(log_id))[:, None]
+    # dist-norm's per-word normalisation (sum over y of P_hat[w, y] = 1), returned beside
+    k_bins = np.zeros(geo.n_bins)
+    k_bins[used] = np.exp(log_k)
+    norm = np.log(geo.hist @ k_bins + math.exp(log_id))[:, None]
 
     def dist_score(cols):
         dd = geo._block(0, cols)
         lk = np.interp(dd, centers, log_k)
         lk[ids[:, None] == cols[None, :]] = log_id
-        return log_pi + lk - norm
-    return dist_score
+        return log_pi + lk
+    return dist_score, norm
 
 
 # --------------------------------------------------------------------------------------------

