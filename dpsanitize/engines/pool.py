@@ -76,12 +76,24 @@ BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _stop(pool) -> None:
-    """Kill the workers now (an interrupted run must not wait for blocks in flight)."""
+    """Kill the workers now (an interrupted run must not wait for blocks in flight).
+
+    A worker killed while it writes a result leaves half a message in the result pipe, and the
+    pool's manager thread would wait for the rest forever (a run stopped by SIGTERM under load
+    hung so). Once the workers are dead, closing this process's end of that pipe leaves no
+    writer: the manager thread reads end-of-file instead, marks the pool broken and ends.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     if hasattr(pool, "kill_workers"):  # Python 3.14+
         pool.kill_workers()
     else:
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        for process in processes:
             process.kill()
+    for process in processes:
+        process.join()
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        writer.close()
     pool.shutdown(wait=True, cancel_futures=True)
 
 
