@@ -48,13 +48,13 @@ class _Submitted:
         self.future = future
 
 
-def in_order(items, submit, limit: int):
+def in_order(items, submit, limit: int, cancel: bool = True):
     """Yield ``submit(block).result()`` for each ``stream.Block`` of ``items`` and every other
     item as it is, in the order of ``items``, with at most ``limit`` blocks in flight.
 
     ``submit`` returns a future (concurrent.futures or Dask). A marker at the head goes out at
     once, a block's result as soon as it is done (or when the pool is full); on exit the
-    blocks still pending are cancelled.
+    blocks still pending are cancelled (unless ``cancel`` is False: the executor does it).
     """
     from ..stream import Block
 
@@ -82,6 +82,6 @@ def in_order(items, submit, limit: int):
         while pending:
             yield next_result()
     finally:
-        for item in pending:
+        for item in pending if cancel else ():
             if isinstance(item, _Submitted):
                 item.future.cancel()

@@ -21,6 +21,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 
 from ..errors import DpsanitizeError
 from . import in_order
@@ -41,7 +42,9 @@ def run(task, items, workers: int):
     share = max(1, usable_cpus() // workers)  # threads per worker: no oversubscription
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start, initargs=(share, task))
-    results = in_order(items, lambda b: pool.submit(task, b), 4 * workers)
+    # The pending blocks are cancelled by the pool's shutdown, in its own thread: cancelling
+    # them here races with that thread marking them broken (InvalidStateError there).
+    results = in_order(items, lambda b: pool.submit(task, b), 4 * workers, cancel=False)
     try:
         with spawn_environment(share):  # the pool starts its processes as blocks arrive
             yield from results
@@ -75,26 +78,33 @@ def spawn_environment(threads: int):
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _stop(pool) -> None:
+def _stop(pool, patience: float = 5.0) -> None:
     """Kill the workers now (an interrupted run must not wait for blocks in flight).
 
-    A worker killed while it writes a result leaves half a message in the result pipe, and the
-    pool's manager thread would wait for the rest forever (a run stopped by SIGTERM under load
-    hung so). Once the workers are dead, closing this process's end of that pipe leaves no
-    writer: the manager thread reads end-of-file instead, marks the pool broken and ends.
+    A worker killed while it writes a result can leave half a message in the result pipe, and
+    the pool's manager thread then waits for the rest for ever (a run stopped by SIGTERM under
+    load hung so). If the shutdown has not ended after ``patience`` seconds, :func:`_unstick`
+    gives that thread end-of-file instead.
     """
-    processes = list((getattr(pool, "_processes", None) or {}).values())
     if hasattr(pool, "kill_workers"):  # Python 3.14+
         pool.kill_workers()
     else:
-        for process in processes:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.kill()
-    for process in processes:
-        process.join()
-    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
-    if writer is not None:
-        writer.close()
-    pool.shutdown(wait=True, cancel_futures=True)
+    watchdog = threading.Timer(patience, _unstick, args=(pool,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        watchdog.cancel()
+
+
+def _unstick(pool) -> None:
+    """Close this process's end of the result pipe: with the workers dead no writer is left, so
+    the manager thread stuck in a half message reads end-of-file, marks the pool broken and
+    ends."""
+    pool._result_queue._writer.close()
 
 
 def _start(threads, task=None) -> None:
