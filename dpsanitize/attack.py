@@ -426,14 +426,14 @@ def _scorers(geo: _Geometry, models, fit: np.ndarray) -> dict:
         key = "dist" if m == "dist-norm" else m
         if key not in built:
             built[key] = _scorer(geo, key, fit)
-        score, norm = built[key] if key == "dist" else (built[key], None)
+        score, norm = built[key]
         out[m] = (key, score, -norm if m == "dist-norm" else None)
     return out
 
 
 def _scorer(geo: _Geometry, model: str, fit: np.ndarray):
-    """A function cols -> log(pi(w) * P_hat[w, y]) for the domain rows and those columns (for
-    "dist": with dist-norm's per-word log normaliser beside it)."""
+    """``(score, norm)``: ``score(cols)`` is log(pi(w) * P_hat[w, y]) for the domain rows and
+    those columns; ``norm`` is dist-norm's per-word log normaliser for "dist", else None."""
     ids, m, d_count = geo.ids, fit.shape[1], len(geo.ids)
     log_pi = geo.log_pi[:, None]
     if model == "counts":
@@ -449,7 +449,7 @@ def _scorer(geo: _Geometry, model: str, fit: np.ndarray):
             c[row[keep], pos[y[keep]]] = cnt[keep]
             with np.errstate(divide="ignore"):
                 return log_pi + np.log(c)
-        return counts_score
+        return counts_score, None
     if model == "rank":
         k = geo.table.shape[1]
         r = np.zeros(k + 2)
@@ -462,7 +462,7 @@ def _scorer(geo: _Geometry, model: str, fit: np.ndarray):
         pairs = np.full(k + 2, float(m * d_count))
         pairs[k + 1] = m * d_count * max(geo.far_pairs, 1)
         log_r = np.log((r + 0.5) / pairs)
-        return lambda cols: log_pi + log_r[geo.ranks(cols)]
+        return (lambda cols: log_pi + log_r[geo.ranks(cols)]), None
     # distance models: a pooled kernel k(d), interpolated in log between bin centres
     flat = fit.ravel()
     rows = np.repeat(np.arange(d_count), m)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidParameter, OutputError
 from .formats import FORMATS
+from .text import OOV_POLICIES
 
 
 @dataclass
@@ -54,53 +55,54 @@ class RunRequest:
 
 # The options of `dpsanitize run` beyond the mechanism, the embeddings, the seed and the output
 # on stderr, in --help order: (flags, RunRequest field, kind, help); defaults are RunRequest's.
+# Flags are separated by spaces.
 # Kinds: those of mechanisms.OPTIONS, and "file", "folder", "text" (optionally with a metavar),
 # "many" (repeatable text), "off" (a flag that sets the field False), "workers" (N or 'auto').
 OPTIONS = (
-    (("--format",), "fmt_name", ("choice", FORMATS),
+    ("--format", "fmt_name", ("choice", FORMATS),
      "Input format; auto: by extension (.csv, .tsv, .jsonl/.ndjson, .parquet/.pq; else text). "
      "Tables rewrite only the --column fields, keeping everything else."),
-    (("--column",), "columns", ("many",),
+    ("--column", "columns", ("many",),
      "A column (header name; a number with --no-header; Parquet: a string column or dotted "
      "path into a struct) or JSON field (key or dotted path). Repeatable."),
-    (("--no-header",), "header", ("off",), "CSV/TSV: the first record is data."),
-    (("--output-dir",), "output_dir", ("folder",),
+    ("--no-header", "header", ("off",), "CSV/TSV: the first record is data."),
+    ("--output-dir", "output_dir", ("folder",),
      "Many inputs: every argument is an INPUT; outputs go here under their relative paths, "
      "each written atomically."),
-    (("-r", "--recursive"), "recursive", ("flag",),
+    ("-r --recursive", "recursive", ("flag",),
      "With --output-dir: the files below folder inputs (hidden names skipped)."),
-    (("--manifest",), "manifest", ("file",),
+    ("--manifest", "manifest", ("file",),
      "JSON-lines record of finished inputs: a re-run skips them, refuses (73) one that changed "
      "unless --force, and resumes after a crash."),
-    (("--ledger",), "ledger", ("file",),
+    ("--ledger", "ledger", ("file",),
      "JSON-lines privacy ledger: each release of an input (SHA-256, mechanism, kind, eps, "
      "delta, metric, time); `dpsanitize ledger show` sums them."),
-    (("--budget",), "budget", ("float", 0, None, True, False),
+    ("--budget", "budget", ("float", 0, None, True, False),
      "With --ledger: refuse (exit 77, before any work) a run that would take an input's total "
      "eps in the run's metric over this."),
-    (("--oov",), "oov", ("choice", ("mask", "random", "keep")),
+    ("--oov", "oov", ("choice", OOV_POLICIES),
      "Out-of-vocabulary words: a placeholder, a uniform vocabulary word, or kept (NOT private; "
      "warns)."),
-    (("--oov-token",), "oov_token", ("text",), "Placeholder for --oov mask."),
-    (("--force",), "force", ("flag",),
+    ("--oov-token", "oov_token", ("text",), "Placeholder for --oov mask."),
+    ("--force", "force", ("flag",),
      "Replace an existing OUTPUT or --report (keeping its permissions); sanitize again an input "
      "the --manifest says changed (a second release)."),
-    (("--report",), "report", ("file",),
+    ("--report", "report", ("file",),
      "JSON report: counts, the guarantee, what is released as is (no text, no seed). Written "
      "like OUTPUT."),
-    (("--encoding",), "encoding", ("text",),
+    ("--encoding", "encoding", ("text",),
      "Encoding of INPUT and OUTPUT; undecodable input is exit 65."),
-    (("--max-line-bytes",), "max_line_bytes", ("int", 1),
+    ("--max-line-bytes", "max_line_bytes", ("int", 1),
      "Longest accepted line (record); longer is exit 65."),
-    (("--lock",), "lock", ("file",),
+    ("--lock", "lock", ("file",),
      "Lock file (default: .OUTPUT.lock, or .dpsanitize.lock in --output-dir); an overlapping "
      "run exits 75."),
-    (("--workers",), "workers", ("workers",),
+    ("--workers", "workers", ("workers",),
      "Worker processes for the 256 KiB blocks ('auto': one per CPU); with --seed every value "
      "writes the same bytes."),
-    (("--engine",), "engine", ("choice", ("local", "dask")),
+    ("--engine", "engine", ("choice", ("local", "dask")),
      "dask: blocks as tasks on a Dask cluster (extra dpsanitize[dask]), same bytes."),
-    (("--scheduler",), "scheduler", ("text", "ADDRESS"),
+    ("--scheduler", "scheduler", ("text", "ADDRESS"),
      "With --engine dask: the scheduler (tcp://host:8786); default: a local cluster of "
      "--workers processes."),
 )

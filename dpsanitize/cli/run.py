@@ -9,16 +9,16 @@ import click
 from ..mechanisms import DEFAULT_MECHANISM
 from ..runs import OPTIONS, RunRequest, execute, plan
 from .group import cli
-from .options import (MECH_EPS_HELP, apply, embeddings_options, eps_default_option, load_config,
-                      log, mech_option, mechanism_options, progress_option, quiet_option,
-                      seed_option, spec_option)
+from .options import (MECH_EPS_HELP, embeddings_options, eps_default_option, load_config, log,
+                      mech_option, mechanism_options, options, progress_option, quiet_option,
+                      seed_option)
 
 
 def run_options(f):
     """The options of ``runs.OPTIONS``, with RunRequest's defaults."""
     defaults = {f.name: f.default for f in fields(RunRequest)}
-    return apply([spec_option(flags, spec, text, dest, defaults[dest])
-                  for flags, dest, spec, text in OPTIONS], f)
+    return options(*[(flags, dest, kind, defaults[dest], text)
+                     for flags, dest, kind, text in OPTIONS])(f)
 
 
 @cli.command()

@@ -82,6 +82,7 @@ def in_order(items, submit, limit: int, cancel: bool = True):
         while pending:
             yield next_result()
     finally:
-        for item in pending if cancel else ():
-            if isinstance(item, _Submitted):
-                item.future.cancel()
+        if cancel:
+            for item in pending:
+                if isinstance(item, _Submitted):
+                    item.future.cancel()
