@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -175,7 +176,28 @@ def pytest_configure(config):
         os.environ[SHARED_DEFAULT] = config.dpsanitize_default_dir
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m have deselected
+def pytest_collection_modifyitems(config, items):
+    """Tests on the default index run last, and one process starts building that index in the
+    background when collection ends: the other tests run while it builds, instead of one test
+    process waiting on the other's build. The order stays the same in every xdist worker."""
+    late = [item for item in items if "default_cache" in getattr(item, "fixturenames", ())]
+    if not late:
+        return
+    items[:] = [item for item in items if item not in late] + late
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
+        build = ("from dpsanitize.index import open_index; import sys; "
+                 "open_index(None, vocab_size=100_000, cache_dir=sys.argv[1])")
+        config.dpsanitize_builder = subprocess.Popen(
+            [PYTHON, "-c", build, _default_dir()], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)  # a failed build is retried by the first test needing it
+
+
 def pytest_unconfigure(config):
+    builder = getattr(config, "dpsanitize_builder", None)
+    if builder is not None and builder.poll() is None:  # the run stopped early
+        builder.terminate()
+        builder.wait()
     path = getattr(config, "dpsanitize_default_dir", None)
     if path:
         shutil.rmtree(path, ignore_errors=True)
@@ -186,6 +208,10 @@ def pytest_unconfigure(config):
 def default_cache():
     """Where the default index is built: DPSANITIZE_TEST_CACHE if asked, else the run's
     temporary folder, removed when the run ends (the entry is about 170 MiB)."""
+    return _default_dir()
+
+
+def _default_dir():
     return os.environ.get("DPSANITIZE_TEST_CACHE") or os.environ[SHARED_DEFAULT]
 
 

@@ -36,6 +36,19 @@ def test_max_distance_and_pair(integer):
     assert full[i, j] == pytest.approx(d_max, rel=1e-14) and i < j
 
 
+@pytest.mark.parametrize("integer", [False, True])
+def test_max_distance_by_norms_equals_the_screen(integer):
+    """The pruned search by norms and the full float32 screen give the same bits and pair,
+    ties included (integer vectors, many equal norms, copies of the farthest pair)."""
+    vecs = toy_vectors(300, 4, seed=5, integer=integer).astype(np.float64)
+    _, (i, j) = geometry.max_distance(vecs, max_pairs=0)
+    vecs = np.vstack([vecs, vecs[[j, i, j]]])  # the farthest pair three more times
+    pruned = geometry.max_distance(vecs)
+    screened = geometry.max_distance(vecs, block=32, max_pairs=0)
+    assert pruned == screened
+    assert geometry.max_distance(np.zeros((40, 3))) == (0.0, (0, 0))  # over budget: the screen
+
+
 def test_row_neighbors_beyond_the_table():
     vecs = np.unique(toy_vectors(200, 3, seed=7, integer=True), axis=0)
     k = len(vecs) - 5  # far beyond any table
