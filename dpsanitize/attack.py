@@ -185,13 +185,19 @@ def load_prior(path: str | None, store, words: int = DEFAULT_WORDS, *, fmt: str 
 
 
 def bayes_recovery(mech, prior: Prior, *, method: str = "auto", draws: int = DEFAULT_DRAWS,
-                   rng: np.random.Generator | None = None, progress=None) -> dict:
+                   seed=None, rng: np.random.Generator | None = None,
+                   progress=None) -> dict:
     """Bayes recovery of ``mech`` under ``prior``: the JSON object of ``dpsanitize attack``.
 
     Keys: ``bayes_recovery``, ``bayes_recovery_ci`` ([low, high]; [v, v] when exact),
     ``prior_only``, ``identity_recovery``, ``coverage``, ``words``, ``method``.
-    ``progress(n)`` is called with the domain words (exact) or draws (sampled) done.
+    The sampled method draws from ``rng``, else from ``seed`` (a user's int: a
+    PrivacyWarning; a SeedSequence; None: OS entropy). ``progress(n)`` is called with the
+    domain words (exact) or draws (sampled) done.
     """
+    from .rng import make_rng, warn_if_seeded
+
+    warn_if_seeded(seed)
     if method not in METHODS:
         raise InvalidParameter(f"method must be one of {', '.join(METHODS)}")
     closed = mech.probabilities(int(prior.ids[0])) is not None
@@ -202,11 +208,8 @@ def bayes_recovery(mech, prior: Prior, *, method: str = "auto", draws: int = DEF
         value, identity = exact_recovery(mech, prior, progress=progress)
         ci, used = [value, value], "exact"
     else:
-        if rng is None:
-            from .rng import make_rng
-
-            rng = make_rng()
-        est = sampled_recovery(mech, prior, draws=draws, rng=rng, progress=progress)
+        est = sampled_recovery(mech, prior, draws=draws, rng=rng or make_rng(seed),
+                               progress=progress)
         value, identity, ci, used = est["value"], est["identity"], est["ci"], "sampled"
     return {"bayes_recovery": value, "bayes_recovery_ci": ci,
             "prior_only": float(prior.weights.max()), "identity_recovery": identity,
@@ -577,7 +580,7 @@ def tune_range(name: str, store) -> tuple[float, float]:
 
 
 def tune(name: str, prior: Prior, target: float, *, store, options: dict | None = None,
-         method: str = "auto", draws: int = DEFAULT_DRAWS, seed: int | None = None,
+         method: str = "auto", draws: int = DEFAULT_DRAWS, seed=None,
          eps_range: tuple[float, float] | None = None, progress=None,
          memo: dict | None = None) -> dict:
     """The largest epsilon (within TUNE_TOLERANCE) whose Bayes recovery is at most ``target``
@@ -588,11 +591,13 @@ def tune(name: str, prior: Prior, target: float, *, store, options: dict | None 
     recovery reached. Sampled evaluations share one random stream (common random numbers), so
     the bisection compares like with like. ``progress(1)`` is called after each evaluation.
     ``memo`` (a dict) keeps the evaluations for another call with the same mechanism, prior,
-    options and a fixed ``seed`` (several targets).
+    options and a fixed ``seed`` (several targets). A user's fixed ``seed`` (an int) is a
+    PrivacyWarning; a SeedSequence (a measurement's own, as in eval) is not.
     """
     from .mechanisms import create
-    from .rng import make_rng, seed_sequence
+    from .rng import make_rng, seed_sequence, warn_if_seeded
 
+    warn_if_seeded(seed)
     if not (0.0 < target < 1.0):
         raise InvalidParameter("--target-recovery must be in (0, 1)")
     lo, hi = eps_range or tune_range(name, store)

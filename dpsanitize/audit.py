@@ -63,12 +63,15 @@ def word_ids(words: str, vocab) -> list[int]:
 
 
 def audit(mech, *, words: str | None = None, sample: int = 100, draws: int = 1000,
-          rng: np.random.Generator) -> dict:
+          seed: int | None = None) -> dict:
     """``dpsanitize audit``: N_w and S_w of the listed words (or ``sample`` words spread over
-    the ranks), their means, and the mechanism's unit."""
+    the ranks), their means, and the mechanism's unit. A fixed ``seed`` is a PrivacyWarning."""
+    from .rng import make_rng, warn_if_seeded
+
+    warn_if_seeded(seed)
     vocab = mech.store.vocab
     ids = word_ids(words, vocab) if words else audit_words(len(vocab), sample)
-    rows = plausible_deniability(mech, ids, draws, rng)
+    rows = plausible_deniability(mech, ids, draws, make_rng(seed))
     for r in rows:
         r["word"] = vocab.words[r.pop("id")]
     return {"mechanism": mech.name, "epsilon": mech.epsilon, "draws": draws, **summarize(rows),

@@ -251,7 +251,8 @@ def tuned_grid(train: Dataset, mechs, targets, *, store, cache_dir: str | None =
             if found is None:
                 try:
                     found = attack.tune(name, prior, target, store=store, options=options,
-                                        seed=0, memo=memo, progress=progress,
+                                        seed=np.random.SeedSequence(0), memo=memo,
+                                        progress=progress,
                                         draws=recovery_draws or attack.DEFAULT_DRAWS)
                 except InputDataError as exc:
                     found = {"unreachable": str(exc)}

@@ -59,6 +59,30 @@ def test_the_library_gates_experimental_mechanisms_and_warns(stat_store):
         Sanitizer("tem", 3.0, store=stat_store, oov="keep")
 
 
+def test_a_users_fixed_seed_warns_in_the_measurements_too(stat_store):
+    """audit, attack and tune warn for a user's int seed; a SeedSequence (eval's own
+    measurement seeds) and no seed do not."""
+    import warnings
+
+    from dpsanitize import attack
+    from dpsanitize.audit import audit
+    from dpsanitize.errors import PrivacyWarning
+
+    mech = create("tem", epsilon=3.0, store=stat_store)
+    prior = attack.default_prior(len(stat_store.vocab), 6)
+    calls = [lambda seed: audit(mech, sample=3, draws=5, seed=seed),
+             lambda seed: attack.bayes_recovery(mech, prior, method="sampled", draws=8, seed=seed),
+             lambda seed: attack.tune("tem", prior, 0.9, store=stat_store, draws=8,
+                                      method="sampled", seed=seed)]
+    for call in calls:
+        with pytest.warns(PrivacyWarning, match="anyone who knows the seed"):
+            call(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PrivacyWarning)
+            call(None)
+            call(np.random.SeedSequence(1))
+
+
 def test_recipes_rebuild_the_same_mechanism(stat_store):
     import pickle
 

@@ -36,11 +36,9 @@ def audit(mech, eps, words, sample, draws, mech_options, open_store, seed, as_js
     from ..audit import audit as measure
     from ..audit import table
     from ..mechanisms import create
-    from ..rng import make_rng, warn_if_seeded
 
-    warn_if_seeded(seed)
     mechanism = create(mech, epsilon=eps, store=open_store(), **mech_options)
-    result = measure(mechanism, words=words, sample=sample, draws=draws, rng=make_rng(seed))
+    result = measure(mechanism, words=words, sample=sample, draws=draws, seed=seed)
     echo_json(result) if as_json else click.echo(table(result))
 
 
@@ -100,9 +98,7 @@ def attack(mech, eps, mech_options, load_prior, draws, method, seed, as_json, pr
     """
     from ..attack import bayes_recovery, table
     from ..mechanisms import create
-    from ..rng import make_rng, warn_if_seeded
 
-    warn_if_seeded(seed)
     store = open_store()
     mechanism = create(mech, epsilon=eps, store=store, **mech_options)
     prior = load_prior(store)
@@ -110,7 +106,7 @@ def attack(mech, eps, mech_options, load_prior, draws, method, seed, as_json, pr
     with bar(progress, prior.words * (draws if sampled else 1), "draw" if sampled else "word",
              "attack") as tick:
         result = bayes_recovery(mechanism, prior, method=method, draws=draws,
-                                rng=make_rng(seed), progress=tick.update)
+                                seed=seed, progress=tick.update)
     echo_json(result) if as_json else click.echo(table(result))
 
 
@@ -136,9 +132,7 @@ def tune(mech, target_recovery, mech_options, load_prior, draws, method, seed, a
     from ..attack import tune as tune_epsilon
     from ..attack import tune_range
     from ..mechanisms import create
-    from ..rng import warn_if_seeded
 
-    warn_if_seeded(seed)
     store = open_store()
     create(mech, epsilon=tune_range(mech, store)[1], store=store, **mech_options)  # options, early
     prior = load_prior(store)

@@ -1,5 +1,6 @@
-"""The ``dpsanitize`` command group, and the one place where library exceptions become exit
-codes and privacy warnings become messages (the library decides both; the CLI only says them).
+"""The ``dpsanitize`` command group, and :func:`exit_status`: the one place where exceptions
+become exit codes and privacy warnings become messages (the library decides both; the CLI
+only says them).
 
 Example::
 
@@ -16,8 +17,7 @@ import warnings
 import click
 
 from .. import __version__
-from ..errors import (EXIT_BROKEN_PIPE, DpsanitizeError, InvalidParameter, PrivacyWarning,
-                      exit_code_of)
+from ..errors import DpsanitizeError, InvalidParameter, PrivacyWarning, exit_code_of
 from .options import log
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DPSANITIZE",
@@ -35,8 +35,8 @@ Exit codes:
 
 
 class _Group(click.Group):
-    """The one place where library exceptions become exit codes and privacy warnings become
-    messages on stderr (the library decides both; the CLI only says them)."""
+    """Privacy warnings become messages on stderr; library exceptions end the command through
+    :func:`exit_status`."""
 
     def invoke(self, ctx):
         try:
@@ -44,15 +44,32 @@ class _Group(click.Group):
                 warnings.simplefilter("always", PrivacyWarning)
                 warnings.showwarning = _show_warning
                 return super().invoke(ctx)
-        except BrokenPipeError:  # the reader went away (e.g. `| head`): end quietly
-            _silence_stdout()
-            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
-        except InvalidParameter as exc:
-            raise click.UsageError(str(exc)) from None
-        except DpsanitizeError as exc:
-            error = click.ClickException(exc.message)
-            error.exit_code = exit_code_of(exc)
-            raise error from None
+        except (BrokenPipeError, DpsanitizeError, InvalidParameter) as exc:
+            raise click.exceptions.Exit(exit_status(exc)) from None
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit code of what ended a command (:func:`..errors.exit_code_of`), said on stderr
+    without input text: the one place where exceptions become exit codes and messages."""
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, InvalidParameter):
+        click.UsageError(str(exc)).show()
+    elif isinstance(exc, BrokenPipeError):  # the reader went away (e.g. `| head`): end quietly
+        _silence_stdout()
+    elif isinstance(exc, DpsanitizeError):
+        click.echo(f"Error: {exc}", err=True)
+    elif isinstance(exc, MemoryError):
+        click.echo("dpsanitize: out of memory", err=True)
+    elif os.environ.get("DPSANITIZE_DEBUG"):
+        raise exc
+    else:
+        click.echo(f"dpsanitize: internal error ({type(exc).__name__}); set DPSANITIZE_DEBUG=1 "
+                   f"for a traceback (it may contain input text)", err=True)
+    return exit_code_of(exc)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
