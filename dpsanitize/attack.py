@@ -649,3 +649,10 @@ def table(result: dict) -> str:
              for key in ("bayes_recovery", "prior_only", "identity_recovery", "coverage")]
     return "\n".join(lines + [f"{'words':>18}: {result['words']}",
                               f"{'method':>18}: {result['method']}"])
+
+
+def tune_table(result: dict, name: str, target: float) -> str:
+    """The result of :func:`tune` as the line ``dpsanitize tune`` prints."""
+    return (f"--mech {name} --eps {result['epsilon']:.4g}: bayes_recovery "
+            f"{result['bayes_recovery']:.4f} ({result['method']}; target {target:g}), "
+            f"{100 * result['changed']:.1f}% of the prior's words changed")

@@ -371,13 +371,13 @@ def evaluate_files(dataset: str, *, text_column: str, label_column: str, mechs, 
                    test_text_column: str | None = None, fmt_name: str = "auto", repeats: int = 3,
                    sanitize: str = "train", classifier: str = "tfidf", draws: int = 200,
                    plot_path: str | None = None, force: bool = False, open_store,
-                   bar=None, warn=None) -> dict:
+                   progress: bool | None = None, warn=None) -> dict:
     """``dpsanitize eval``: read the files, tune and evaluate, draw ``plot_path``; the JSON
     object (``train``/``test`` sizes, ``rows``, settings). ``grid``/``targets`` are the
-    strings of --eps and --target-recovery; ``bar(total, unit, desc)`` a progress context."""
-    import contextlib
-
+    strings of --eps and --target-recovery; ``progress`` as :func:`.progress.progress_bar`'s
+    ``enabled``."""
     from .io import atomic_output, check_output_path
+    from .progress import progress_bar
 
     if plot_path:
         check_output_path(plot_path, force)
@@ -389,14 +389,13 @@ def evaluate_files(dataset: str, *, text_column: str, label_column: str, mechs, 
     train, test = (train, test) if test else split(train, 0.2)
     store = open_store()
     cache_dir = os.path.join(os.path.dirname(store.path), "eval")  # beside the index entries
-    bar = bar or (lambda total, unit, desc: contextlib.nullcontext(None))
-    with bar(None, "eps", "tune") as tick:
+    with progress_bar(unit="eps", desc="tune", enabled=progress) as tick:
         grid = settings(mechs, grid, targets, train, store=store, cache_dir=cache_dir,
-                        progress=None if tick is None else tick.update, warn=warn)
-    with bar(len(grid) * repeats, "run", "eval") as tick:
+                        progress=tick.update, warn=warn)
+    with progress_bar(len(grid) * repeats, unit="run", desc="eval", enabled=progress) as tick:
         rows = evaluate(train, test, grid, store=store, repeats=repeats, classifier=classifier,
                         sanitize=sanitize, draws=draws, cache_dir=cache_dir,
-                        progress=None if tick is None else tick.update)
+                        progress=tick.update)
     if plot_path:
         with atomic_output(plot_path, force=force) as out:
             plot(rows, out, title=f"{os.path.basename(dataset)}: {classifier}, {repeats} seeds, "

@@ -130,7 +130,7 @@ def tune(mech, target_recovery, mech_options, load_prior, draws, method, seed, a
         dpsanitize tune --mech tem --target-recovery 0.2 --prior train.tsv --column sentence
     """
     from ..attack import tune as tune_epsilon
-    from ..attack import tune_range
+    from ..attack import tune_range, tune_table
     from ..mechanisms import create
 
     store = open_store()
@@ -139,11 +139,7 @@ def tune(mech, target_recovery, mech_options, load_prior, draws, method, seed, a
     with bar(progress, unit="eps", desc="tune") as tick:
         result = tune_epsilon(mech, prior, target_recovery, store=store, options=mech_options,
                               method=method, draws=draws, seed=seed, progress=tick.update)
-    if as_json:
-        return echo_json(result)
-    click.echo(f"--mech {mech} --eps {result['epsilon']:.4g}: bayes_recovery "
-               f"{result['bayes_recovery']:.4f} ({result['method']}; target {target_recovery:g}), "
-               f"{100 * result['changed']:.1f}% of the prior's words changed")
+    echo_json(result) if as_json else click.echo(tune_table(result, mech, target_recovery))
 
 
 @cli.command("eval")
@@ -191,6 +187,5 @@ def eval_command(dataset, as_json, progress, open_store, **options):
     from ..evaluate import evaluate_files, table
 
     result = evaluate_files(dataset, open_store=lambda: open_store(progress), warn=log.warning,
-                            bar=lambda total, unit, desc: bar(progress, total, unit, desc),
-                            **options)
+                            progress=progress, **options)
     echo_json(result) if as_json else click.echo(table(result["rows"]))
