@@ -198,13 +198,7 @@ def bayes_recovery(mech, prior: Prior, *, method: str = "auto", draws: int = DEF
     from .rng import make_rng, warn_if_seeded
 
     warn_if_seeded(seed)
-    if method not in METHODS:
-        raise InvalidParameter(f"method must be one of {', '.join(METHODS)}")
-    closed = mech.probabilities(int(prior.ids[0])) is not None
-    if method == "exact" and not closed:
-        raise InvalidParameter(f"--method exact needs a closed-form law, which --mech "
-                               f"{mech.name} does not have; use --method sampled")
-    if method == "exact" or (method == "auto" and closed):
+    if resolve_method(mech, prior, method) == "exact":
         value, identity = exact_recovery(mech, prior, progress=progress)
         ci, used = [value, value], "exact"
     else:
@@ -214,6 +208,18 @@ def bayes_recovery(mech, prior: Prior, *, method: str = "auto", draws: int = DEF
     return {"bayes_recovery": value, "bayes_recovery_ci": ci,
             "prior_only": float(prior.weights.max()), "identity_recovery": identity,
             "coverage": prior.coverage, "words": prior.words, "method": used}
+
+
+def resolve_method(mech, prior: Prior, method: str = "auto") -> str:
+    """What :func:`bayes_recovery` does with ``method``: "exact" when asked, or when "auto"
+    and ``mech`` has a closed-form law; else "sampled"."""
+    if method not in METHODS:
+        raise InvalidParameter(f"method must be one of {', '.join(METHODS)}")
+    closed = mech.probabilities(int(prior.ids[0])) is not None
+    if method == "exact" and not closed:
+        raise InvalidParameter(f"--method exact needs a closed-form law, which --mech "
+                               f"{mech.name} does not have; use --method sampled")
+    return "exact" if method == "exact" or (method == "auto" and closed) else "sampled"
 
 
 def exact_recovery(mech, prior: Prior, *, chunk: int = 32, progress=None) -> tuple[float, float]:

@@ -96,13 +96,13 @@ def attack(mech, eps, mech_options, load_prior, draws, method, seed, as_json, pr
     Example:
         dpsanitize attack --mech santext --eps 3 --prior train.tsv --column sentence
     """
-    from ..attack import bayes_recovery, table
+    from ..attack import bayes_recovery, resolve_method, table
     from ..mechanisms import create
 
     store = open_store()
     mechanism = create(mech, epsilon=eps, store=store, **mech_options)
     prior = load_prior(store)
-    sampled = method == "sampled" or mechanism.probabilities(int(prior.ids[0])) is None
+    sampled = resolve_method(mechanism, prior, method) == "sampled"
     with bar(progress, prior.words * (draws if sampled else 1), "draw" if sampled else "word",
              "attack") as tick:
         result = bayes_recovery(mechanism, prior, method=method, draws=draws,
