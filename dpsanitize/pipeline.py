@@ -64,11 +64,13 @@ class Sanitizer:
                  seed: int | None = None,
                  rng: np.random.Generator | None = None, bit_generator: str = "aes",
                  progress: bool | None = None, **mechanism_options):
-        from .mechanisms import create
+        from .mechanisms import create, warn_experimental
         from .rng import make_rng, seed_sequence, warn_if_seeded
 
-        if not isinstance(mech, str):  # an already constructed mechanism
+        if not isinstance(mech, str):  # an already constructed mechanism: made on purpose
             mechanism, store = mech, mech.store
+            if mechanism.experimental:
+                warn_experimental(mechanism.name)
         else:
             if store is None:
                 from .index import BuildParams, open_index

@@ -53,6 +53,9 @@ def test_the_library_gates_experimental_mechanisms_and_warns(stat_store):
         Sanitizer("density-mh", 3.0, store=stat_store)
     with pytest.warns(PrivacyWarning, match="no formal guarantee"):
         Sanitizer("density-mh", 3.0, store=stat_store, experimental=True)
+    made = mechanism_class("density-mh")(epsilon=3.0, store=stat_store)  # by class, on purpose
+    with pytest.warns(PrivacyWarning, match="no formal guarantee"):
+        Sanitizer(made, store=stat_store)
     with pytest.warns(PrivacyWarning, match="anyone who knows the seed"):
         Sanitizer("tem", 3.0, store=stat_store, seed=1)
     with pytest.warns(PrivacyWarning, match="unprotected"):

@@ -132,9 +132,8 @@ def create(name: str, *, epsilon: float, store, experimental: bool = False, **op
     with a :class:`..errors.PrivacyWarning`.
     """
     import inspect
-    import warnings
 
-    from ..errors import InvalidParameter, PrivacyWarning
+    from ..errors import InvalidParameter
 
     cls = mechanism_class(name)
     if cls.experimental:
@@ -142,8 +141,7 @@ def create(name: str, *, epsilon: float, store, experimental: bool = False, **op
             raise InvalidParameter(f"--mech {name} is experimental (no formal guarantee: "
                                    f"approximate sampling); add --experimental (experimental="
                                    f"True) to run it")
-        warnings.warn(f"--mech {name} has no formal guarantee: approximate sampling",
-                      PrivacyWarning, stacklevel=2)
+        warn_experimental(name)
     given = {k: v for k, v in options.items() if v is not None}
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(k for k in given if k not in accepted)
@@ -151,3 +149,13 @@ def create(name: str, *, epsilon: float, store, experimental: bool = False, **op
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise InvalidParameter(f"{flags} does not apply to --mech {name}")
     return cls(epsilon=epsilon, store=store, **given)
+
+
+def warn_experimental(name: str, stacklevel: int = 2) -> None:
+    """The PrivacyWarning of an experimental mechanism, whether made by name or by class."""
+    import warnings
+
+    from ..errors import PrivacyWarning
+
+    warnings.warn(f"--mech {name} has no formal guarantee: approximate sampling",
+                  PrivacyWarning, stacklevel=stacklevel + 1)
