@@ -135,14 +135,16 @@ def read_texts(path: str, fmt: str = "auto", columns=(), *, header: bool = True,
     """The text ``run`` would sanitize in ``path``: every line of a text file, or the named
     columns (fields) of CSV, TSV or JSON lines. Errors name line numbers, never content."""
     from .formats import detect, make_format, read_columns
+    from .io import open_input
 
+    open_input(path).close()  # missing or unreadable: MissingInputError (66), like run's INPUT
     name = detect(path, fmt)
     make_format(name, columns, header=header)  # the same validation as run (InvalidParameter)
     if name in ("csv", "tsv"):
         return [v for row in read_columns(path, name, list(columns), header=header,
                                           encoding=encoding) for v in row]
     texts = []
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         for n, raw in enumerate(f, start=1):
             try:
                 line = raw.decode(encoding)

@@ -421,9 +421,9 @@ def build_entry(vocab: Vocabulary, info: LoadInfo, vocab_size: int, words_only: 
     try:
         n = len(vocab)
         log.info("building the index for %d words (one-off; cached in %s)", n, cache)
-        with progress_bar(2 * n, unit="word", desc="index", enabled=progress) as bar:
+        with progress_bar(n, unit=" words", desc="index", enabled=progress) as bar:
             nbr_ids, nbr_dist = geometry.knn_table(vocab.vectors, params.k_max, progress=bar.update)
-            d_max, max_pair = geometry.max_distance(vocab.vectors, progress=bar.update)
+        d_max, max_pair = geometry.max_distance(vocab.vectors)  # fast: norms prune most pairs
         closest = int(nbr_dist[:, 0].argmin())
         d_min = float(nbr_dist[closest, 0])
         min_pair = sorted((closest, int(nbr_ids[closest, 0])))

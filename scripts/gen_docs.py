@@ -48,6 +48,20 @@ def cli_help() -> str:
     return "\n".join(parts)
 
 
+def commands() -> str:
+    """One row per command: its first help line, linked to its --help in cli.md."""
+    import click
+
+    from dpsanitize.cli import cli
+
+    rows = ["| command | what it does |", "| --- | --- |"]
+    for path, cmd in _commands(cli):
+        if not isinstance(cmd, click.Group):
+            anchor = path.replace(" ", "-")
+            rows.append(f"| [`{path}`](cli.md#{anchor}) | {cmd.get_short_help_str(200)} |")
+    return "\n".join(rows) + "\n"
+
+
 def guarantees() -> str:
     """One row per mechanism: the guarantee with epsilon symbolic, its unit."""
     from dpsanitize.mechanisms import MECHANISMS, mechanism_class
@@ -87,7 +101,7 @@ def layers() -> str:
     return "\n".join(rows) + "\n"
 
 
-GENERATORS = {"cli-help": cli_help, "guarantees": guarantees, "released-as-is": released,
+GENERATORS = {"cli-help": cli_help, "commands": commands, "guarantees": guarantees, "released-as-is": released,
               "layers": layers}
 
 

@@ -300,6 +300,14 @@ def test_cli_attack_table_and_prior(runner, toy_args, toy_embeddings, tmp_path):
     assert words[0] not in r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("where", ["missing.txt", "."])
+def test_cli_attack_missing_prior_is_missing_input(runner, toy_args, tmp_path, where):
+    """A --prior that cannot be read is exit 66, like run's INPUT (not a usage error)."""
+    r = runner.invoke(run_cli.__globals__["cli"], ["attack", "--mech", "tem", "--eps", "3",
+                                                   "--prior", str(tmp_path / where), *toy_args])
+    assert r.exit_code == 66, r.output
+
+
 def test_cli_attack_exact_without_closed_form_is_usage_error(runner, toy_args):
     r = runner.invoke(run_cli.__globals__["cli"], ["attack", "--mech", "gumbel", "--eps", "100",
                                                    "--method", "exact", *toy_args])

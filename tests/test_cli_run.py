@@ -143,7 +143,7 @@ def test_summary_on_stderr_without_text(runner, toy_args, tmp_path):
     src.write_text("Secretname visited wqr\n")
     result = run_cli(runner, ["run", "--mech", "gumbel", "--eps", "200", *toy_args, str(src), str(dst)])
     assert result.exit_code == 0
-    assert "1 lines" in result.stderr and "gumbel eps=200" in result.stderr
+    assert "1 line," in result.stderr and "gumbel eps=200" in result.stderr
     assert "Secretname" not in result.stderr
 
 

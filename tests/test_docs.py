@@ -1,6 +1,7 @@
 """The docs (README.md and docs/*.md) document every command and option; every command has help
 with an example."""
 
+import re
 from pathlib import Path
 
 import click
@@ -69,3 +70,23 @@ def test_reports_list_what_the_docs_say_is_released():
     for items in RELEASED_AS_IS.values():
         for item in items:
             assert item in guarantee
+
+
+def _anchors(page: Path) -> set[str]:
+    """The heading anchors a code host makes: lower case, punctuation dropped, spaces -> '-'."""
+    return {re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            for m in re.finditer(r"^#+\s+(.*)$", page.read_text(), re.M)}
+
+
+def test_relative_links_and_anchors_resolve():
+    broken = []
+    for page in [Path(ROOT, "README.md"), *sorted(Path(ROOT, "docs").glob("*.md"))]:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", link):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists() or (anchor and target.suffix == ".md"
+                                       and anchor not in _anchors(target)):
+                broken.append(f"{page.name}: {link}")
+    assert not broken

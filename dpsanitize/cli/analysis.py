@@ -46,7 +46,7 @@ def prior_options(f):
     """--prior FILE [--column C] [--format F] [--no-header], --words D and the sampling
     options, handed to the command as ``load_prior(store)``."""
     specs = [
-        ("--prior", "prior_path", ("existing",), None, "Text whose word frequencies the attacker "
+        ("--prior", "prior_path", ("text", "FILE"), None, "Text whose word frequencies the attacker "
          "knows, read as `run` reads it. Default: the first --words vocabulary ids, pi(i) ~ "
          "1/(i+1)."),
         ("--column", "prior_columns", ("many",), (),
