@@ -200,12 +200,14 @@ def bayes_recovery(mech, prior: Prior, *, method: str = "auto", draws: int = DEF
     from .rng import make_rng, warn_if_seeded
 
     warn_if_seeded(seed)
+    if seed is not None and rng is not None:
+        raise InvalidParameter("give bayes_recovery a seed or an rng, not both")
     if resolve_method(mech, prior, method) == "exact":
         value, identity = exact_recovery(mech, prior, progress=progress)
         ci, used = [value, value], "exact"
     else:
-        est = sampled_recovery(mech, prior, draws=draws, rng=rng or make_rng(seed),
-                               progress=progress)
+        rng = make_rng(seed) if rng is None else rng
+        est = sampled_recovery(mech, prior, draws=draws, rng=rng, progress=progress)
         value, identity, ci, used = est["value"], est["identity"], est["ci"], "sampled"
     return {"bayes_recovery": value, "bayes_recovery_ci": ci,
             "prior_only": float(prior.weights.max()), "identity_recovery": identity,
@@ -546,8 +548,10 @@ class _Lookup:
 
 
 def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray, lookup: _Lookup) -> np.ndarray:
-    """``np.interp(x, xp, fp)`` with the same arithmetic (so the same bits), its segment search
-    done by ``lookup`` (a :class:`_Lookup` of ``xp``)."""
+    """``np.interp(x, xp, fp)`` with the same arithmetic (so the same bits on the x86-64 builds
+    we test; a build that fuses multiply-add may differ in the last bit), its segment search
+    done by ``lookup`` (a :class:`_Lookup` of ``xp``). Needs finite slopes: knots that are not
+    subnormally close, as bin centres never are (numpy has special cases for those)."""
     if len(xp) < 2:
         return np.interp(x, xp, fp)
     j = lookup(x) - 1

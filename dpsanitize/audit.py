@@ -63,7 +63,7 @@ def word_ids(words: str, vocab) -> list[int]:
 
 
 def audit(mech, *, words: str | None = None, sample: int = 100, draws: int = 1000,
-          seed: int | None = None) -> dict:
+          seed=None) -> dict:
     """``dpsanitize audit``: N_w and S_w of the listed words (or ``sample`` words spread over
     the ranks), their means, and the mechanism's unit. A fixed ``seed`` is a PrivacyWarning."""
     from .rng import make_rng, warn_if_seeded

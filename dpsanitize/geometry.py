@@ -101,7 +101,7 @@ def max_distance(vectors: np.ndarray, *, block: int = 1024, progress=None,
     scanned in float64 over the vectors as given (float64 input, e.g. whitened vectors, is not
     rounded to float32 for that final scan).
     """
-    x = np.asarray(vectors, dtype=np.float64)
+    x = np.ascontiguousarray(vectors, dtype=np.float64)  # both paths then sum in one order
     n_words, dim = x.shape
     sq = np.einsum("ij,ij->i", x, x)
     found = _max_distance_by_norms(x, sq, 32 * n_words if max_pairs is None else max_pairs)

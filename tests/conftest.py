@@ -198,7 +198,7 @@ def pytest_collection_modifyitems(config, items):
     if not late:
         return
     items[:] = [item for item in items if item not in late] + late
-    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0" and not config.option.collectonly:
         build = ("from dpsanitize.index import open_index; import sys; "
                  "open_index(None, vocab_size=100_000, cache_dir=sys.argv[1])")
         config.dpsanitize_builder = subprocess.Popen(
@@ -206,11 +206,17 @@ def pytest_collection_modifyitems(config, items):
             stderr=subprocess.DEVNULL)  # a failed build is retried by the first test needing it
 
 
-def pytest_unconfigure(config):
-    builder = getattr(config, "dpsanitize_builder", None)
-    if builder is not None and builder.poll() is None:  # the run stopped early
-        builder.terminate()
+def pytest_sessionfinish(session, exitstatus):
+    """A run stopped early (Ctrl-C, -x) ends the background build; otherwise this process waits
+    for it, since another test process may still be waiting for that index."""
+    builder = getattr(session.config, "dpsanitize_builder", None)
+    if builder is not None and builder.poll() is None:
+        if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop or session.shouldfail:
+            builder.terminate()
         builder.wait()
+
+
+def pytest_unconfigure(config):
     path = getattr(config, "dpsanitize_default_dir", None)
     if path:
         shutil.rmtree(path, ignore_errors=True)

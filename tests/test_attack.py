@@ -188,12 +188,15 @@ def test_grid_lookup_and_interp_give_numpys_answers_bit_for_bit():
     """The estimator's fast bin search and interpolation are exact replacements: points on the
     grid's cell boundaries, x equal to a point, x beyond the top and below the first point."""
     rng = np.random.default_rng(0)
-    for n in (1, 2, 3, 47):
-        points = np.unique(np.round(rng.uniform(0.5, 7.5, n), 2))
+    for n, top in [(1, 8.0), (2, 8.0), (3, 7.3), (47, 8.0), (47, 7.3)]:
+        grid = np.arange(65) / (64 / top)  # the cell boundaries: inexact when top is not 2^k
+        points = np.unique(np.concatenate([np.round(rng.uniform(0.5, 7.2, n), 2),
+                                           rng.choice(grid[1:-1], n)]))
         fp = rng.normal(size=len(points))
-        lookup = attack._Lookup(points, 8.0, cells=64)
+        lookup = attack._Lookup(points, top, cells=64)
         x = np.concatenate([rng.uniform(0, 9, 20_000), points, np.nextafter(points, 0),
-                            np.nextafter(points, 9), np.arange(65) / 8.0, [0.0, 8.0, 9.5]])
+                            np.nextafter(points, 9), grid, np.nextafter(grid, 0),
+                            np.nextafter(grid, 9), [0.0, top, 9.5]])
         x = x.reshape(-1, 1 + (len(x) % 2 == 0))
         assert np.array_equal(lookup(x), np.searchsorted(points, x, side="right"))
         assert np.array_equal(attack._interp(x, points, fp, lookup), np.interp(x, points, fp))

@@ -49,6 +49,14 @@ def test_max_distance_by_norms_equals_the_screen(integer):
     assert geometry.max_distance(np.zeros((40, 3))) == (0.0, (0, 0))  # over budget: the screen
 
 
+def test_max_distance_is_the_same_for_any_memory_layout():
+    """Column-major input once summed in another order on the screen's path (1 ulp apart)."""
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(200, 50)) * rng.uniform(0.5, 2, size=(200, 1))
+    assert geometry.max_distance(np.asfortranarray(vecs), max_pairs=0) == \
+        geometry.max_distance(vecs)
+
+
 def test_row_neighbors_beyond_the_table():
     vecs = np.unique(toy_vectors(200, 3, seed=7, integer=True), axis=0)
     k = len(vecs) - 5  # far beyond any table
