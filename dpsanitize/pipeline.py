@@ -69,7 +69,7 @@ class Sanitizer:
 
         if not isinstance(mech, str):  # an already constructed mechanism: made on purpose
             mechanism, store = mech, mech.store
-            if mechanism.experimental:
+            if getattr(mechanism, "experimental", False):
                 warn_experimental(mechanism.name)
         else:
             if store is None:
