@@ -21,7 +21,6 @@ import click
 from ..errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED
 from . import analysis, info  # noqa: F401  (they register their commands)
 from .group import _silence_stdout, cli, exit_status
-from .options import DECODERS, FORMATS  # noqa: F401  (part of the interface)
 from .run import run  # noqa: F401
 
 

@@ -25,7 +25,6 @@ from ..mechanisms import EPSILON_GUIDE, MECHANISMS, OPTIONS
 from ..progress import log, setup_logging
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")  # = embeddings.FORMATS
-DECODERS = ("exact", "annoy")  # = index.DECODERS
 
 
 def apply(options, f):
