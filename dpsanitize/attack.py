@@ -402,7 +402,7 @@ class _Geometry:
         return r
 
 
-_SCORED_COLUMNS = 512  # outputs scored at once: domain x 512 float64 stays in cache (D 1,000: 4 MiB)
+_SCORED_COLUMNS = 512  # outputs scored at once: domain x 512 float64 fits in cache (D 1,000: 4 MiB)
 
 
 def _guesses(geo: _Geometry, models, fit: np.ndarray, targets: np.ndarray) -> dict:
