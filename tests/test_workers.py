@@ -204,3 +204,46 @@ def _report_environment(queue):
     from dpsanitize.engines.pool import BLAS_VARIABLES
 
     queue.put({name: os.environ.get(name) for name in BLAS_VARIABLES})
+
+
+def test_a_worker_that_dies_halfway_through_its_result_ends_the_run():
+    """A worker killed while it writes its result leaves half a message in the pool's result
+    pipe: the run ends with WorkerError (exit 70) all the same. It once waited for the rest of
+    that message for ever (1 run in 6 with a worker killed under load)."""
+    import threading
+
+    from dpsanitize.engines import pool
+    from dpsanitize.stream import Block
+
+    ended = {}
+
+    def run():
+        try:
+            list(pool.run(_HalfResult(), [Block(i, 1, b"") for i in range(6)], workers=2))
+        except pool.WorkerError:
+            ended["error"] = True
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the run hung"
+    assert ended == {"error": True}
+
+
+class _HalfResult:
+    """Block 0's worker writes the start of a 1 MiB result message and dies."""
+
+    def __call__(self, block):
+        import signal
+        import struct
+        import sys
+        import time
+
+        if block.index != 0:
+            time.sleep(0.2)
+            return b""
+        frame = sys._getframe()
+        while "result_queue" not in frame.f_locals:  # concurrent.futures' worker loop
+            frame = frame.f_back
+        os.write(frame.f_locals["result_queue"]._writer.fileno(), struct.pack("!i", 1 << 20) + b"x")
+        os.kill(os.getpid(), signal.SIGKILL)

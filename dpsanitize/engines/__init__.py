@@ -48,13 +48,14 @@ class _Submitted:
         self.future = future
 
 
-def in_order(items, submit, limit: int, cancel: bool = True):
+def in_order(items, submit, limit: int, cancel: bool = True, result=None):
     """Yield ``submit(block).result()`` for each ``stream.Block`` of ``items`` and every other
     item as it is, in the order of ``items``, with at most ``limit`` blocks in flight.
 
-    ``submit`` returns a future (concurrent.futures or Dask). A marker at the head goes out at
-    once, a block's result as soon as it is done (or when the pool is full); on exit the
-    blocks still pending are cancelled (unless ``cancel`` is False: the executor does it).
+    ``submit`` returns a future (concurrent.futures or Dask); ``result(future)``, when given,
+    waits for it instead of ``future.result()``. A marker at the head goes out at once, a
+    block's result as soon as it is done (or when the pool is full); on exit the blocks still
+    pending are cancelled (unless ``cancel`` is False: the executor does it).
     """
     from ..stream import Block
 
@@ -66,7 +67,7 @@ def in_order(items, submit, limit: int, cancel: bool = True):
         item = pending.popleft()
         if isinstance(item, _Submitted):
             in_flight -= 1
-            return item.future.result()
+            return item.future.result() if result is None else result(item.future)
         return item
 
     try:

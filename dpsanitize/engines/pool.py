@@ -21,7 +21,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import threading
 
 from ..errors import DpsanitizeError
 from . import in_order
@@ -44,7 +43,8 @@ def run(task, items, workers: int):
                                initializer=_start, initargs=(share, task))
     # The pending blocks are cancelled by the pool's shutdown, in its own thread: cancelling
     # them here races with that thread marking them broken (InvalidStateError there).
-    results = in_order(items, lambda b: pool.submit(task, b), 4 * workers, cancel=False)
+    results = in_order(items, lambda b: pool.submit(task, b), 4 * workers, cancel=False,
+                       result=lambda future: _result(pool, future))
     try:
         with spawn_environment(share):  # the pool starts its processes as blocks arrive
             yield from results
@@ -54,6 +54,20 @@ def run(task, items, workers: int):
     finally:
         results.close()
         _stop(pool)
+
+
+def _result(pool, future, every: float = 0.5):
+    """``future.result()``, except that a dead worker ends the wait. A worker killed while it
+    writes a result leaves half a message in the result pipe; the pool's manager thread then
+    waits for the rest for ever, and never marks the future broken (1 run in 6 hung so)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    while True:
+        try:
+            return future.result(timeout=every)
+        except TimeoutError:
+            if any(p.exitcode is not None for p in list((pool._processes or {}).values())):
+                raise BrokenProcessPool("a worker process died") from None
 
 
 @contextlib.contextmanager
@@ -79,32 +93,31 @@ BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _stop(pool, patience: float = 5.0) -> None:
-    """Kill the workers now (an interrupted run must not wait for blocks in flight).
+    """Kill the workers now (an interrupted run must not wait for blocks in flight), and end
+    the pool.
 
-    A worker killed while it writes a result can leave half a message in the result pipe, and
-    the pool's manager thread then waits for the rest for ever (a run stopped by SIGTERM under
-    load hung so). If the shutdown has not ended after ``patience`` seconds, :func:`_unstick`
-    gives that thread end-of-file instead.
+    A worker killed while it writes a result leaves half a message in the result pipe, and the
+    pool's manager thread then waits for the rest for ever (runs hung so, stopped by SIGTERM or
+    with a worker killed). Once the workers are dead, this process holds the pipe's last
+    writing end: closing it gives that thread end-of-file, and it ends. The pool itself only
+    writes to that pipe from its workers, and closes it after its manager thread has ended.
     """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     if hasattr(pool, "kill_workers"):  # Python 3.14+
         pool.kill_workers()
     else:
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        for process in processes:
             process.kill()
-    watchdog = threading.Timer(patience, _unstick, args=(pool,))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        watchdog.cancel()
-
-
-def _unstick(pool) -> None:
-    """Close this process's end of the result pipe: with the workers dead no writer is left, so
-    the manager thread stuck in a half message reads end-of-file, marks the pool broken and
-    ends."""
-    pool._result_queue._writer.close()
+    for process in processes:
+        process.join(patience)
+    queue, manager = pool._result_queue, pool._executor_manager_thread
+    pool.shutdown(wait=False, cancel_futures=True)
+    if queue is not None:
+        queue._writer.close()
+    if manager is not None:
+        manager.join(patience)
+    if queue is not None:
+        queue.close()
 
 
 def _start(threads, task=None) -> None:
