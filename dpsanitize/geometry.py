@@ -22,7 +22,6 @@ import numpy as np
 K_MAX = 64
 _SCORE_CHUNK = 2048  # columns per score block: 256 x 2048 float32 (2 MiB) stays in cache
 _U32 = 2.0**-24  # unit roundoff of float32
-_U64 = 2.0**-53
 
 
 def dist64(a, b) -> np.ndarray:
@@ -49,41 +48,30 @@ def row_neighbors(vectors: np.ndarray, i: int, k: int, *, first: int = 0):
     return top_k_by_distance(cand, d[cand], k)
 
 
-def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, chunk: int = 2048,
-              margin: int = 16, progress=None):
+def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, block: int = 4096,
+              progress=None):
     """Exact k nearest other words of every word: ``(ids int32 (N,k), dists float64 (N,k))``.
 
-    Neighbours are taken among the words ``first..`` only (all words by default).
-    scikit-learn's blocked brute-force search (float64, multi-threaded) proposes ``k+1+margin``
-    candidates per word; they are re-ranked with :func:`dist64`. The ranking is certified exact
-    when the k-th re-ranked distance is below the screen's last candidate distance minus the
-    screen's error bound; otherwise that word is recomputed by a full scan.
+    Neighbours are taken among the words ``first..`` only (all words by default). Each word's
+    k + 1 nearest come from :class:`BruteForce` (float32 screen, float64 ranking, ties by lower
+    id), and the word itself is dropped (or the last one, when the word is not among them).
+    Its column chunks are cut so that there are at least 2(k + 1) of them: its bound is the
+    (k + 1)-th smallest chunk minimum, which with fewer chunks would let every word through.
     """
-    from sklearn.neighbors import NearestNeighbors
-
     x = np.ascontiguousarray(vectors, dtype=np.float64)
-    n_words, dim = x.shape
-    n_cand = n_words - first
-    k = min(k, n_cand - 1)
-    m = min(n_cand, k + 1 + margin)
-    max_sq = float(np.einsum("ij,ij->i", x, x).max())
-    # |d_screen - d_exact| <= sqrt(|d2 error|); d2 error of the a2-2ab+b2 form in float64.
-    delta = math.sqrt(16 * (dim + 2) * _U64 * 4 * max(max_sq, 1e-300))
-    search = NearestNeighbors(n_neighbors=m, algorithm="brute").fit(x[first:])
+    n_words = len(x)
+    k = min(k, n_words - first - 1)
+    chunk = max(16, min(_SCORE_CHUNK, (n_words - first) // (2 * (k + 1))))
+    search = BruteForce(x[first:], chunk=chunk)
     ids = np.empty((n_words, k), dtype=np.int32)
     dists = np.empty((n_words, k), dtype=np.float64)
-    for start in range(0, n_words, chunk):
-        rows = np.arange(start, min(n_words, start + chunk))
-        sd, si = search.kneighbors(x[rows], return_distance=True)
-        si += first
-        d = dist64(x[rows][:, None, :], x[si])
-        d[si == rows[:, None]] = np.inf  # a word is not its own neighbour
-        top_i, top_d = top_k_by_distance(si, d, k)
-        ids[rows], dists[rows] = top_i, top_d
-        if m < n_cand:
-            doubtful = ~(top_d[:, -1] < sd[:, -1] - delta)
-            for r in rows[doubtful]:
-                ids[r], dists[r] = row_neighbors(x, int(r), k, first=first)
+    for start in range(0, n_words, block):
+        rows = np.arange(start, min(n_words, start + block))
+        near, d = search.nearest(x[rows], k + 1)
+        near += first
+        keep = near != rows[:, None]
+        keep[keep.all(axis=1), -1] = False
+        ids[rows], dists[rows] = near[keep].reshape(-1, k), d[keep].reshape(-1, k)
         if progress is not None:
             progress(len(rows))
     return ids, dists

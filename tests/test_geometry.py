@@ -8,15 +8,24 @@ from dpsanitize import geometry
 
 
 @pytest.mark.parametrize("integer", [False, True], ids=["floats", "integer-ties"])
-@pytest.mark.parametrize("margin", [0, 16])
-def test_knn_table_equals_brute_force(integer, margin):
-    vecs = np.unique(toy_vectors(260, 5, seed=3, integer=integer), axis=0)
+@pytest.mark.parametrize("block", [7, 4096])
+def test_knn_table_equals_brute_force(integer, block):
+    vecs = np.unique(toy_vectors(2600, 5, seed=3, integer=integer), axis=0)
     vecs = vecs[np.random.default_rng(0).permutation(len(vecs))]
     ref_ids, ref_d, _ = brute_force_neighbors(vecs, 24)
-    ids, d = geometry.knn_table(vecs, 24, margin=margin, chunk=64)
+    ids, d = geometry.knn_table(vecs, 24, block=block)
     assert ids.dtype == np.int32 and d.dtype == np.float64
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_allclose(d, ref_d, rtol=1e-12)
+
+
+def test_knn_table_with_more_copies_of_a_word_than_k():
+    """Copies tie at distance 0: a word's nearest others are the lowest-id copies, itself left
+    out even when it is not among its own k + 1 nearest."""
+    vecs = np.vstack([np.ones((5, 3)), toy_vectors(40, 3, seed=4)])
+    ids, d = geometry.knn_table(vecs, 2)
+    assert ids[:5].tolist() == [[1, 2], [0, 2], [0, 1], [0, 1], [0, 1]]
+    assert (d[:5] == 0).all()
 
 
 def test_knn_table_k_capped_by_vocabulary():
@@ -100,6 +109,6 @@ def test_knn_table_restricted_to_a_suffix(first):
     d[:, :first] = np.inf
     k = min(10, len(x) - first - 1)
     ref = np.array([np.lexsort((np.arange(len(x)), d[i]))[:k] for i in range(len(x))])
-    ids, dist = geometry.knn_table(vecs, 10, first=first, margin=0, chunk=50)
+    ids, dist = geometry.knn_table(vecs, 10, first=first, block=50)
     np.testing.assert_array_equal(ids, ref)
     np.testing.assert_allclose(dist, np.take_along_axis(d, ref, 1), rtol=1e-12)
