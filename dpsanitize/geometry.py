@@ -55,12 +55,14 @@ def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, block: int
     Neighbours are taken among the words ``first..`` only (all words by default). Each word's
     k + 1 nearest come from :class:`BruteForce` (float32 screen, float64 ranking, ties by lower
     id), and the word itself is dropped (or the last one, when the word is not among them).
-    Its column chunks are cut so that there are at least 8(k + 1) of them: its bound is the
+    ``vectors`` are W's float32 vectors (other input is taken as its float32 rounding, which
+    :class:`BruteForce` ranks). Its column chunks are cut so that there are at least 8(k + 1)
+    of them where the vocabulary allows (16 words at least per chunk): its bound is the
     (k + 1)-th smallest chunk minimum, which with fewer than k + 1 chunks lets every word through
     and with many comes close to the (k + 1)-th nearest word (4,096 words of the default 100k:
     85 candidates per word on average, 1,603 at most; with 2(k + 1) chunks 246 and 10,090).
     """
-    x = np.ascontiguousarray(vectors, dtype=np.float64)
+    x = np.asarray(vectors, dtype=np.float32).astype(np.float64)
     n_words = len(x)
     k = min(k, n_words - first - 1)
     chunk = max(16, min(_SCORE_CHUNK, (n_words - first) // (8 * (k + 1))))
