@@ -56,16 +56,18 @@ def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, block: int
     k + 1 nearest come from :class:`BruteForce` (float32 screen, float64 ranking, ties by lower
     id), and the word itself is dropped (or the last one, when the word is not among them).
     ``vectors`` are W's float32 vectors (other input is taken as its float32 rounding, which
-    :class:`BruteForce` ranks). Its column chunks are cut so that there are at least 8(k + 1)
-    of them where the vocabulary allows (16 words at least per chunk): its bound is the
-    (k + 1)-th smallest chunk minimum, which with fewer than k + 1 chunks lets every word through
-    and with many comes close to the (k + 1)-th nearest word (4,096 words of the default 100k:
-    85 candidates per word on average, 1,603 at most; with 2(k + 1) chunks 246 and 10,090).
+    :class:`BruteForce` ranks). Its bound is the (k + 1)-th smallest minimum of a column chunk:
+    with fewer than k + 1 chunks it lets every word through, with many it comes close to the
+    (k + 1)-th nearest word (4,096 words of the default 100k: 85 candidates per word on average,
+    1,603 at most, with 8(k + 1) chunks; 246 and 10,090 with 2(k + 1)). So the chunks are cut
+    for 8(k + 1) of them, but no narrower than 64 words while 2(k + 1) remain (narrow chunks
+    cost a Python step each: a small candidate set would be slower) and never below 16.
     """
     x = np.asarray(vectors, dtype=np.float32).astype(np.float64)
     n_words = len(x)
     k = min(k, n_words - first - 1)
-    chunk = max(16, min(_SCORE_CHUNK, (n_words - first) // (8 * (k + 1))))
+    m = n_words - first  # candidate words
+    chunk = max(min(64, m // (2 * (k + 1))), 16, min(_SCORE_CHUNK, m // (8 * (k + 1))))
     search = BruteForce(x[first:], chunk=chunk)
     ids = np.empty((n_words, k), dtype=np.int32)
     dists = np.empty((n_words, k), dtype=np.float64)
