@@ -66,6 +66,8 @@ def knn_table(vectors: np.ndarray, k: int = K_MAX, *, first: int = 0, block: int
     x = np.asarray(vectors, dtype=np.float32).astype(np.float64)
     n_words = len(x)
     k = min(k, n_words - first - 1)
+    if k < 1:  # one candidate word: no other one to name
+        return np.empty((n_words, 0), dtype=np.int32), np.empty((n_words, 0))
     m = n_words - first  # candidate words
     chunk = max(min(64, m // (2 * (k + 1))), 16, min(_SCORE_CHUNK, m // (8 * (k + 1))))
     search = BruteForce(x[first:], chunk=chunk)

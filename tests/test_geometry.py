@@ -32,6 +32,7 @@ def test_knn_table_k_capped_by_vocabulary():
     vecs = toy_vectors(10, 3, seed=2)
     ids, d = geometry.knn_table(vecs, 64)
     assert ids.shape == (10, 9)
+    assert geometry.knn_table(vecs, 64, first=9)[0].shape == (10, 0)  # one candidate word
     ref_ids, _, _ = brute_force_neighbors(vecs, 9)
     np.testing.assert_array_equal(ids, ref_ids)
 
