@@ -254,7 +254,8 @@ def summary_line(report: dict) -> str:
     c = report["counts"]
     oov_pct = 100.0 * c["oov"] / c["words"] if c["words"] else 0.0
     oov_what = {"mask": "masked", "random": "random words", "keep": "KEPT"}[report["oov_policy"]]
-    return (f"{c['lines']} line{'' if c['lines'] == 1 else 's'}, {_human(c['words'])} words: {_human(c['replaced'])} replaced, "
+    lines = f"{c['lines']} line" + ("" if c["lines"] == 1 else "s")
+    return (f"{lines}, {_human(c['words'])} words: {_human(c['replaced'])} replaced, "
             f"{_human(c['unchanged'])} unchanged, {_human(c['oov'])} out of vocabulary "
             f"({oov_pct:.1f}%, {oov_what}); {report['mechanism']} eps={report['epsilon']:g} "
             f"{report['epsilon_unit']}; {summary_phrase(report['guarantee'])}; "

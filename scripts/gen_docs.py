@@ -101,8 +101,8 @@ def layers() -> str:
     return "\n".join(rows) + "\n"
 
 
-GENERATORS = {"cli-help": cli_help, "commands": commands, "guarantees": guarantees, "released-as-is": released,
-              "layers": layers}
+GENERATORS = {"cli-help": cli_help, "commands": commands, "guarantees": guarantees,
+              "released-as-is": released, "layers": layers}
 
 
 def render(text: str) -> str:

@@ -46,9 +46,9 @@ def prior_options(f):
     """--prior FILE [--column C] [--format F] [--no-header], --words D and the sampling
     options, handed to the command as ``load_prior(store)``."""
     specs = [
-        ("--prior", "prior_path", ("text", "FILE"), None, "Text whose word frequencies the attacker "
-         "knows, read as `run` reads it. Default: the first --words vocabulary ids, pi(i) ~ "
-         "1/(i+1)."),
+        ("--prior", "prior_path", ("text", "FILE"), None, "Text whose word frequencies the "
+         "attacker knows, read as `run` reads it. Default: the first --words vocabulary ids, "
+         "pi(i) ~ 1/(i+1)."),
         ("--column", "prior_columns", ("many",), (),
          "The column (CSV/TSV) or field (JSON lines) of --prior holding text (repeatable)."),
         ("--format", "prior_format", ("choice", ("auto", "text", "csv", "tsv", "jsonl")), "auto",

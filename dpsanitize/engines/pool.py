@@ -59,7 +59,8 @@ def run(task, items, workers: int):
 def _result(pool, future, every: float = 0.5):
     """``future.result()``, except that a dead worker ends the wait. A worker killed while it
     writes a result leaves half a message in the result pipe; the pool's manager thread then
-    waits for the rest for ever, and never marks the future broken (1 run in 6 hung so)."""
+    waits for the rest for ever, and never marks the future broken (``scripts/stress_pool.py``:
+    6 runs in 16 hung so before 0.4.2)."""
     from concurrent.futures.process import BrokenProcessPool
 
     while True:
