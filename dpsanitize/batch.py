@@ -24,7 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from itertools import chain, islice
 
-from .errors import InvalidParameter, MissingInputError, OutputError, exit_code_of
+from .errors import (InputChanged, InvalidParameter, MissingInputError, OutputError,
+                     exit_code_of)
 from .io import check_output_path
 
 
@@ -101,6 +102,14 @@ def checksum(path: str) -> tuple[str, int]:
             h.update(block)
             size += len(block)
     return h.hexdigest(), size
+
+
+def check_unchanged(job: Job) -> None:
+    """InputChanged unless ``job.src`` still has the SHA-256 and size taken before the run:
+    the manifest and the ledger must name the text that was actually released."""
+    if checksum(job.src) != (job.sha256, job.size):
+        raise InputChanged(f"{job.src} changed while it was being sanitized: no output was "
+                           f"written for it; run again once it is complete")
 
 
 def options_fingerprint(options: dict) -> str:
@@ -293,6 +302,8 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                         out = stack.enter_context(formats[current.rel].writer(out))
                     tick = stack.enter_context(progress(current)) if progress else None
                 elif isinstance(item, _End):
+                    if current.sha256:  # the manifest and the ledger name what was read
+                        check_unchanged(current)
                     if ledger is not None:  # before the output exists: never an unrecorded one
                         ledger.record(current.src, current.sha256, sanitizer.mechanism)
                     stack, done = None, stack

@@ -74,6 +74,13 @@ class Busy(DpsanitizeError):
     exit_code = os.EX_TEMPFAIL
 
 
+class InputChanged(DpsanitizeError):
+    """An input file changed while it was sanitized (its SHA-256 would misname the release);
+    nothing is written for it; run again once the file is complete: exit 75."""
+
+    exit_code = os.EX_TEMPFAIL
+
+
 class OverBudget(DpsanitizeError):
     """The run would take an input's privacy loss over its --budget: exit 77 (EX_NOPERM)."""
 

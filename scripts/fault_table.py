@@ -244,7 +244,8 @@ def main() -> None:
         return code
 
     case("another run holds the lock", [*run, "IN", "OUT"], runner=locked)
-    case("--eps below the gumbel floor", ["run", "--eps", "1", *common, "IN", "OUT"])
+    case("--eps below the gumbel floor", ["run", "--mech", "gumbel", "--eps", "1", *common, "IN",
+                                          "OUT"])
     case("unknown key in --config", ["run", "--config", "DIR/c.toml", *common, "IN", "OUT"],
          prepare=lambda d: open(os.path.join(d, "c.toml"), "w").write("[dpsanitize.run]\nepss = 3\n"))
     case("seed in --config", ["run", "--config", "DIR/c.toml", *common, "IN", "OUT"],
@@ -308,6 +309,26 @@ def main() -> None:
 
     case("--manifest: input changed since its run, no --force", [*run, "IN", "OUT"],
          runner=changed_since)
+
+    def appended_during(argv, folder):
+        """The input grows (a log still being written) while a --ledger run reads it."""
+        book = os.path.join(folder, "ledger.jsonl")
+        proc = subprocess.Popen([*PY, *argv, "--ledger", book], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not any(
+                n.endswith(".dpsanitize-tmp") for n in os.listdir(folder)):
+            time.sleep(0.01)
+        with open(os.path.join(folder, "in.txt"), "ab") as f:
+            f.write(b"one more line\n")
+        code = proc.wait(120)
+        new = sorted(set(os.listdir(folder)) - {"in.txt", "ledger.jsonl"})
+        with open(book) as f:
+            releases = sum(1 for line in f if line.strip())
+        return code, f"{', '.join(new) or 'nothing new'}; {releases} releases in the ledger"
+
+    case("input appended to while a --ledger run reads it", [*run, "IN", "OUT"],
+         runner=appended_during, data=text * 100)
 
     print(f"machine: {os.uname().machine}, {os.cpu_count()} cores, Python "
           f"{sys.version.split()[0]}, uid {os.geteuid()}; data: synthetic 300-word 8-d embeddings\n")

@@ -28,7 +28,8 @@ Exit codes:
   0   success            65  bad input data (encoding, line too long)
   2   usage error        66  missing input          73  cannot create output
   70  internal error     74  I/O error while writing
-  75  locked (retry)     77  over the privacy --budget
+  75  locked, or an input changed during the run (retry)
+  77  over the privacy --budget
   78  bad embeddings, index or config
   130 SIGINT  143 SIGTERM  141 broken pipe
 """
