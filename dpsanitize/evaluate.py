@@ -379,9 +379,10 @@ def evaluate_files(dataset: str, *, text_column: str, label_column: str, mechs, 
     from .io import atomic_output, check_output_path
     from .progress import progress_bar
 
+    require("sklearn", "scikit-learn", "eval")
     if plot_path:
         check_output_path(plot_path, force)
-        check_plotting()
+        require("matplotlib", "matplotlib", "--plot")
     grid, targets = parse_grid(grid), parse_targets(targets)
     train = load_dataset(dataset, fmt_name, text_column, label_column)
     test = load_dataset(test_file, fmt_name, test_text_column or text_column, label_column) \
@@ -404,14 +405,19 @@ def evaluate_files(dataset: str, *, text_column: str, label_column: str, mechs, 
             "classifier": classifier, "sanitize": sanitize, "repeats": repeats}
 
 
-def check_plotting() -> None:
-    """InvalidParameter unless matplotlib (extra ``eval``) can draw ``--plot``."""
+def require(module: str, package: str, what: str) -> None:
+    """InvalidParameter unless ``module`` (from the extra ``eval``) is installed.
+
+    Example::
+
+        require("matplotlib", "matplotlib", "--plot")
+    """
+    import importlib.util
+
     from .errors import InvalidParameter
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise InvalidParameter("--plot needs matplotlib: pip install 'dpsanitize[eval]'") from None
+    if importlib.util.find_spec(module) is None:
+        raise InvalidParameter(f"{what} needs {package}: pip install 'dpsanitize[eval]'")
 
 
 def table(rows: list[dict]) -> str:

@@ -85,3 +85,17 @@ def test_a_missing_dataset_is_exit_66(runner, tmp_path):
     result = run_cli(runner, ["eval", str(tmp_path / "nope.tsv"), "--text-column", "t",
                               "--label-column", "l", "--mech", "tem", "--eps", "3"])
     assert result.exit_code == 66 and "not found" in result.stderr
+
+
+@pytest.mark.parametrize("module,extra", [("sklearn", []), ("matplotlib", ["--plot", "p.png"])])
+def test_without_the_eval_extra_eval_says_what_to_install(runner, toy, dataset, tmp_path,
+                                                          monkeypatch, module, extra):
+    """scikit-learn and matplotlib come with the extra `eval`, not with a plain install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    monkeypatch.chdir(tmp_path)
+    res = run_cli(runner, ["eval", str(dataset), "--text-column", "text", "--label-column",
+                           "label", "--mech", "tem", "--eps", "1", *toy, *extra])
+    assert res.exit_code == 2 and "pip install 'dpsanitize[eval]'" in res.stderr
+    assert not (tmp_path / "p.png").exists()
