@@ -89,20 +89,21 @@ class ExpSampler:
     def _sample(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if len(ids) == 0:
             return ids.copy()
-        near, logw, far_logw = self._envelope(ids)
+        near, logw, far_logw, reach = self._envelope(ids)
         shift = np.maximum(logw.max(axis=1), far_logw)
         w_near = np.exp(logw - shift[:, None])           # 0 where masked (logw = -inf)
         z_near = w_near.sum(axis=1)
         far_mass = self.n - self.first if self._prior_cum is None else self._prior_cum[-1]
         z_env = z_near + far_mass * np.exp(far_logw - shift)
-        out, pending = self._rejection(ids, near, w_near, z_near, z_env, far_logw - shift,
-                                       shift, rng)
+        out, pending = self._rejection(ids, near, reach, w_near, z_near, z_env,
+                                       far_logw - shift, shift, rng)
         if len(pending):  # still rejected after max_rounds: a fresh exact draw from the row
             out[pending] = self._by_rows(ids[pending], rng)
         return out
 
     def _envelope(self, ids):
-        """Near candidates (masked to the allowed columns), their log weights, the far bound.
+        """Near candidates (masked to the allowed columns), their log weights, the far bound,
+        and how far the near candidates reach (d_K, plus a margin for rounding).
 
         The far branch proposes uniformly over all allowed columns and rejects near words, so
         its envelope mass is (allowed columns) x bound.
@@ -120,9 +121,9 @@ class ExpSampler:
             far_logw = np.full(len(ids), -np.inf)
         else:
             far_logw = -self.half_eps * np.minimum(d[:, -1], self.clip)
-        return near, logw, far_logw
+        return near, logw, far_logw, d[:, -1] * (1 + 1e-9) + 1e-12
 
-    def _rejection(self, ids, near, w_near, z_near, z_env, far_logw_shifted, shift, rng):
+    def _rejection(self, ids, near, reach, w_near, z_near, z_env, far_logw_shifted, shift, rng):
         """Envelope rejection for up to ``max_rounds`` rounds; returns (out, still pending).
 
         Accepted values follow the target whatever the round, so handing the rest to an
@@ -148,8 +149,11 @@ class ExpSampler:
                 v = open_uniform(rng, len(p)) * self._prior_cum[-1]
                 y = self.first + np.minimum(np.searchsorted(self._prior_cum, v, side="right"),
                                             self.n - self.first - 1)
-            fresh = ~(near[p] == y[:, None]).any(axis=1)  # near words come from the near branch
             d = dist64(x[ids[p]], x[y])
+            # near words come from the near branch; only a proposal within d_K can be one
+            fresh = d > reach[p]
+            maybe = np.flatnonzero(~fresh)
+            fresh[maybe] = ~(near[p[maybe]] == y[maybe, None]).any(axis=1)
             logw = -self.half_eps * np.minimum(d, self.clip) - shift[p]  # prior: in the proposal
             accept = fresh & (open_uniform(rng, len(p)) < np.exp(logw - far_logw_shifted[p]))
             out[p[accept]] = y[accept]
