@@ -75,3 +75,15 @@ def describe(name, p, counts, expected=None) -> str:
     if expected is not None:
         msg += f", expected={list(np.round(expected, 1))}"
     return msg
+
+
+# How ExpSampler (santext, tem, density, santext+) serves the draws of a word, as
+# (max_rounds, row_draws): rejection alone; rejection then a row for the rejected; a row after no
+# proposal at all; a row because the word repeats in its chunk (the default for n repeats).
+SAMPLER_PATHS = {"rejection": (48, 2**62), "mixed": (1, 2**62), "rows": (0, 2**62),
+                 "counted": (1024, 16)}
+
+
+def use_path(sampler, path: str):
+    sampler.max_rounds, sampler.row_draws = SAMPLER_PATHS[path]
+    return sampler

@@ -7,7 +7,8 @@ from conftest import full_distances, run_cli
 from dpsanitize.mechanisms.density import DensityExp, kde_prior, scott_bandwidth
 from dpsanitize.mechanisms.sampling import ExpSampler
 from dpsanitize.rng import make_rng
-from stats import ALPHA, assert_matches_closed_form, counts_of, goodness_of_fit
+from stats import (ALPHA, SAMPLER_PATHS, assert_matches_closed_form, counts_of, goodness_of_fit,
+                   use_path)
 
 N_DRAWS = 150_000
 
@@ -33,18 +34,18 @@ def test_prior_and_bandwidth_follow_their_formulas(stat_store):
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("max_rounds", [48, 1, 0], ids=["rejection", "mixed", "rows"])
+@pytest.mark.parametrize("path", list(SAMPLER_PATHS))
 @pytest.mark.parametrize("w", [0, 9])
 @pytest.mark.parametrize("h", [None, 0.4])
-def test_density_matches_closed_form(store, max_rounds, w, h):
+def test_density_matches_closed_form(store, path, w, h):
     """Chi-square goodness of fit, n = 150000 per case, alpha = 1e-6."""
     eps = 2.0
     mech = DensityExp(epsilon=eps, store=store, kde_bandwidth=h)
-    mech.sampler.max_rounds = max_rounds
+    use_path(mech.sampler, path)
     probs = density_probs(store, w, eps, mech.bandwidth)
     np.testing.assert_allclose(mech.probabilities(w), probs, rtol=1e-5)
-    assert_matches_closed_form("density", mech, w, probs, N_DRAWS, make_rng(w + max_rounds),
-                               rtol=1e-5)
+    assert_matches_closed_form("density", mech, w, probs, N_DRAWS,
+                               make_rng(w + mech.sampler.max_rounds), rtol=1e-5)
 
 
 @pytest.mark.statistical

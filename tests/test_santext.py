@@ -7,7 +7,8 @@ from conftest import full_distances
 from dpsanitize.mechanisms.santext import SanText, SanTextPlus
 from dpsanitize.mechanisms.sampling import ExpSampler
 from dpsanitize.rng import make_rng
-from stats import ALPHA, assert_matches_closed_form, counts_of, goodness_of_fit
+from stats import (ALPHA, SAMPLER_PATHS, assert_matches_closed_form, counts_of, goodness_of_fit,
+                   use_path)
 
 N_DRAWS = 150_000
 
@@ -23,15 +24,16 @@ def santext_probs(D, w, eps, columns=None):
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("max_rounds", [48, 1, 0], ids=["rejection", "mixed", "rows"])
+@pytest.mark.parametrize("path", list(SAMPLER_PATHS))
 @pytest.mark.parametrize("w", [0, 9])
-def test_santext_matches_closed_form(store, max_rounds, w):
+def test_santext_matches_closed_form(store, path, w):
     """Chi-square goodness of fit, n = 150000 per case, alpha = 1e-6."""
     eps = 2.0
     mech = SanText(epsilon=eps, store=store)
-    mech.sampler.max_rounds = max_rounds
+    use_path(mech.sampler, path)
     probs = santext_probs(full_distances(store), w, eps)
-    assert_matches_closed_form("santext", mech, w, probs, N_DRAWS, make_rng(w + max_rounds))
+    assert_matches_closed_form("santext", mech, w, probs, N_DRAWS,
+                               make_rng(w + mech.sampler.max_rounds))
 
 
 @pytest.mark.statistical
@@ -53,10 +55,12 @@ def santext_plus_probs(D, w, eps, first, p):
 
 
 @pytest.mark.statistical
+@pytest.mark.parametrize("path", ["rejection", "counted"])
 @pytest.mark.parametrize("w", [1, 5, 10])  # non-sensitive, non-sensitive, sensitive
-def test_santext_plus_matches_closed_form(store, w):
+def test_santext_plus_matches_closed_form(store, path, w):
     eps, frac, p = 2.0, 0.5, 0.3
     mech = SanTextPlus(epsilon=eps, store=store, santext_sensitive=frac, santext_p=p)
+    use_path(mech.sampler, path)
     assert mech.first_sensitive == 6
     probs = santext_plus_probs(full_distances(store), w, eps, 6, p)
     assert_matches_closed_form("santext+", mech, w, probs, N_DRAWS, make_rng(100 + w))
@@ -89,3 +93,22 @@ def test_row_cache_is_bounded(stat_store_narrow):
     sampler = ExpSampler(stat_store_narrow, 1.0, max_rounds=0, cache_bytes=8 * 12 * 3)
     sampler.sample(np.arange(12).repeat(5), make_rng(0))
     assert len(sampler._cache) == 3
+
+
+def test_words_repeated_in_a_chunk_are_drawn_from_their_rows(stat_store_narrow, monkeypatch):
+    """A word with row_draws draws or more in a chunk takes the row path; which path serves a
+    word depends on the input alone, so a warm row cache changes no seeded output (every engine,
+    whatever it sanitized before, writes the same bytes)."""
+    ids = np.array([3] * 16 + [5] * 15 + [7])
+    calls = []
+    for name in ("_by_rows", "_by_rejection"):
+        def spy(self, w, rng, real=getattr(ExpSampler, name), name=name):
+            calls.append((name, sorted(set(w.tolist()))))
+            return real(self, w, rng)
+        monkeypatch.setattr(ExpSampler, name, spy)
+    cold = ExpSampler(stat_store_narrow, 1.0).sample(ids, make_rng(4))
+    assert calls == [("_by_rows", [3]), ("_by_rejection", [5, 7])]
+    warm = ExpSampler(stat_store_narrow, 1.0)
+    warm.sample(np.arange(12).repeat(16), make_rng(0))  # every row cached
+    assert len(warm._cache) == 12
+    np.testing.assert_array_equal(warm.sample(ids, make_rng(4)), cold)

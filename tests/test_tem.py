@@ -9,7 +9,7 @@ from conftest import full_distances
 from dpsanitize.errors import InvalidParameter
 from dpsanitize.mechanisms.tem import TruncatedExponential
 from dpsanitize.rng import make_rng
-from stats import ALPHA, assert_matches_closed_form, counts_of, goodness_of_fit
+from stats import ALPHA, assert_matches_closed_form, counts_of, goodness_of_fit, use_path
 
 EPS, BETA, N_DRAWS = 4.0, 0.1, 150_000
 
@@ -49,10 +49,12 @@ def bottom_mldp(gamma, n, size, eps=EPS):  # the mutant: ln(|W| / |L_w|)
 
 
 @pytest.mark.statistical
+@pytest.mark.parametrize("path", ["rejection", "counted"])
 @pytest.mark.parametrize("w", [0, 6, 10])
-def test_tem_matches_closed_form(store, w):
+def test_tem_matches_closed_form(store, path, w):
     """Chi-square goodness of fit, n = 150000 per word, alpha = 1e-6."""
     mech = TruncatedExponential(epsilon=EPS, store=store, tem_beta=BETA)
+    use_path(mech.sampler, path)
     D = full_distances(store)
     probs = tem_probs(D, w, EPS, BETA)
     assert 0 < (D[w] <= mech.gamma).sum() < 12  # both L_w and bottom matter here

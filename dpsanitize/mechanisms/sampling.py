@@ -11,10 +11,13 @@ served a draw reveals nothing):
   drawn in proportion to the prior). A proposal from the envelope is accepted
   with probability (true weight / envelope weight); accepted draws follow the target exactly.
   Cost: a few distance evaluations per draw.
-* **full row**: a draw still rejected after ``max_rounds`` proposals (a loose envelope) is
-  replaced by a fresh draw from the word's full row of distances (one matrix product, inverse
-  CDF); rows are cached within a memory budget. Accepted proposals follow the target whatever
-  the round they come in, so the mixture stays exact.
+* **full row**: a fresh draw from the word's full row of distances (one matrix product, inverse
+  CDF); rows are cached within a memory budget. It serves every draw of a word that occurs at
+  least ``row_draws`` times in a chunk of input (one row then costs less than their proposals),
+  and a draw still rejected after ``max_rounds`` proposals (a loose envelope). Accepted
+  proposals follow the target whatever the round they come in, so the mixture stays exact.
+  Which path serves a word depends on the input alone, never on the cache or earlier draws, so
+  seeded outputs are the same in every engine.
 
 Example::
 
@@ -38,7 +41,7 @@ class ExpSampler:
 
     def __init__(self, store, epsilon: float, *, clip: float = np.inf, first: int = 0,
                  table=None, max_rounds: int = 1024, cache_bytes: int = 128 << 20,
-                 row_block: int = 32, prior: np.ndarray | None = None):
+                 row_block: int = 32, row_draws: int = 16, prior: np.ndarray | None = None):
         self.store = store
         # prior: positive public weights per word (None: uniform), scaled so its maximum is 1
         if prior is None:
@@ -59,6 +62,7 @@ class ExpSampler:
         self.clip = clip
         self.first = first
         self.max_rounds = max_rounds
+        self.row_draws = row_draws
         self.n = len(store.vocab)
         self._row_block = row_block
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -87,6 +91,17 @@ class ExpSampler:
                                for s in range(0, len(ids), chunk)])
 
     def _sample(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Words occurring ``row_draws`` times or more from their rows, the rest by rejection."""
+        _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+        by_row = (counts >= self.row_draws)[inverse]
+        if not by_row.any():
+            return self._by_rejection(ids, rng)
+        out = np.empty(len(ids), dtype=np.int64)
+        out[by_row] = self._by_rows(ids[by_row], rng)
+        out[~by_row] = self._by_rejection(ids[~by_row], rng)
+        return out
+
+    def _by_rejection(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if len(ids) == 0:
             return ids.copy()
         near, logw, far_logw, reach = self._envelope(ids)
