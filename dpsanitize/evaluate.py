@@ -156,7 +156,8 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
         raise ValueError(f"classifier must be one of {', '.join(CLASSIFIERS)}")
     cache = ResultCache(cache_dir)
     base = {"train": train.fingerprint(), "test": test.fingerprint(), "classifier": classifier,
-            "sanitize": sanitize, "vocabulary": store.manifest["key"], "version": 1}
+            "sanitize": sanitize, "vocabulary": store.manifest["key"],
+            "version": 2}  # 2: since 0.5.0 santext, tem and density draw repeated words by row
     key = {**base, "mech": "none"}
     clean = cache.get(key)
     if clean is None:
