@@ -18,6 +18,16 @@ def text(toy_embeddings):
     return "".join(lines).encode()
 
 
+@pytest.fixture(scope="module")
+def repetitive(toy_embeddings):
+    """Every third word is the word of its 40 lines: in a block those take santext's row path,
+    the rest its rejection path (a block's last lines may repeat the next word a few times)."""
+    words = toy_embeddings[1]
+    lines = [" ".join(words[i // 40 % 10] if j % 3 == 0 else words[(7 * i + j) % 120]
+                      for j in range(i % 13)) + ", Zqx.\r\n" for i in range(3000)]
+    return "".join(lines).encode()
+
+
 def _stream(store, data, workers, seed=11, mech="gumbel", eps=400.0, **kw):
     s = Sanitizer(mech, eps, store=store, seed=seed)
     out = io.BytesIO()
@@ -25,8 +35,9 @@ def _stream(store, data, workers, seed=11, mech="gumbel", eps=400.0, **kw):
     return out.getvalue(), counts
 
 
-@pytest.mark.parametrize("mech,eps", [("gumbel", 400.0), ("laplace", 3.0)])
-def test_same_bytes_and_counts_for_any_number_of_workers(toy_store, text, mech, eps):
+@pytest.mark.parametrize("mech,eps", [("gumbel", 400.0), ("laplace", 3.0), ("santext", 1.0)])
+def test_same_bytes_and_counts_for_any_number_of_workers(toy_store, text, repetitive, mech, eps):
+    text = repetitive if mech == "santext" else text
     one, counts_one = _stream(toy_store, text, 1, mech=mech, eps=eps)
     two, counts_two = _stream(toy_store, text, 2, mech=mech, eps=eps)
     assert len(text) > 20 * 4096  # many blocks, so the order of the blocks is tested too
