@@ -118,7 +118,7 @@ class ExpSampler:
 
     def _envelope(self, ids):
         """Near candidates (masked to the allowed columns), their log weights, the far bound,
-        and how far the near candidates reach (d_K, plus a margin for rounding).
+        and how far the near candidates reach (d_K, with a margin far above any rounding).
 
         The far branch proposes uniformly over all allowed columns and rejects near words, so
         its envelope mass is (allowed columns) x bound.
@@ -136,7 +136,7 @@ class ExpSampler:
             far_logw = np.full(len(ids), -np.inf)
         else:
             far_logw = -self.half_eps * np.minimum(d[:, -1], self.clip)
-        return near, logw, far_logw, d[:, -1] * (1 + 1e-9) + 1e-12
+        return near, logw, far_logw, d[:, -1] * (1 + 1e-6) + 1e-9
 
     def _rejection(self, ids, near, reach, w_near, z_near, z_env, far_logw_shifted, shift, rng):
         """Envelope rejection for up to ``max_rounds`` rounds; returns (out, still pending).
