@@ -107,9 +107,16 @@ def checksum(path: str) -> tuple[str, int]:
 def check_unchanged(job: Job) -> None:
     """InputChanged unless ``job.src`` still has the SHA-256 and size taken before the run:
     the manifest and the ledger must name the text that was actually released."""
-    if checksum(job.src) != (job.sha256, job.size):
-        raise InputChanged(f"{job.src} changed while it was being sanitized: no output was "
-                           f"written for it; run again once it is complete")
+    try:
+        same = checksum(job.src) == (job.sha256, job.size)
+    except OSError as exc:
+        raise InputChanged(f"{job.src} could not be read again after it was sanitized "
+                           f"({exc.strerror}): no output was written for it") from None
+    if not same:
+        raise InputChanged(f"{job.src} changed while it was being sanitized: " + (
+            "what went to stdout is recorded under its SHA-256 from before the run"
+            if job.dst == "-" else "no output was written for it; run again once it is "
+                                   "complete"))
 
 
 def options_fingerprint(options: dict) -> str:
@@ -301,10 +308,12 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                     if hasattr(formats[current.rel], "writer"):  # Parquet: row groups
                         out = stack.enter_context(formats[current.rel].writer(out))
                     tick = stack.enter_context(progress(current)) if progress else None
+                    if ledger is not None and current.dst == "-":  # released as it is written
+                        ledger.record(current.src, current.sha256, sanitizer.mechanism)
                 elif isinstance(item, _End):
                     if current.sha256:  # the manifest and the ledger name what was read
                         check_unchanged(current)
-                    if ledger is not None:  # before the output exists: never an unrecorded one
+                    if ledger is not None and current.dst != "-":  # before the output exists
                         ledger.record(current.src, current.sha256, sanitizer.mechanism)
                     stack, done = None, stack
                     done.close()  # publishes the output

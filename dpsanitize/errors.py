@@ -74,9 +74,9 @@ class Busy(DpsanitizeError):
     exit_code = os.EX_TEMPFAIL
 
 
-class InputChanged(DpsanitizeError):
-    """An input file changed while it was sanitized (its SHA-256 would misname the release);
-    nothing is written for it; run again once the file is complete: exit 75."""
+class InputChanged(InputDataError):
+    """An input file changed while it was read (replaced, cut short, or, with --ledger or
+    --manifest, another SHA-256 than before the run): run again once it is complete: exit 75."""
 
     exit_code = os.EX_TEMPFAIL
 

@@ -218,7 +218,7 @@ def evaluate(train: Dataset, test: Dataset, grid, *, store, repeats: int = 3,
     return rows
 
 
-RECOVERY_VERSION = 1  # part of the cache key of the recovery and tuning results
+RECOVERY_VERSION = 2  # part of the cache key of the recovery and tuning results (2: 0.5.0)
 
 
 def dataset_prior(train: Dataset, store):
@@ -413,12 +413,14 @@ def require(module: str, package: str, what: str) -> None:
 
         require("matplotlib", "matplotlib", "--plot")
     """
-    import importlib.util
+    import importlib
 
     from .errors import InvalidParameter
 
-    if importlib.util.find_spec(module) is None:
-        raise InvalidParameter(f"{what} needs {package}: pip install 'dpsanitize[eval]'")
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise InvalidParameter(f"{what} needs {package}: pip install 'dpsanitize[eval]'") from None
 
 
 def table(rows: list[dict]) -> str:

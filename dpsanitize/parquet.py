@@ -28,7 +28,8 @@ import contextlib
 import os
 from dataclasses import dataclass
 
-from .errors import InputDataError, InvalidParameter, MissingInputError, WriteError
+from .errors import (InputChanged, InputDataError, InvalidParameter, MissingInputError,
+                     WriteError)
 
 EXTENSIONS = (".parquet", ".pq")
 _CODECS = {"UNCOMPRESSED": "none", "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli",
@@ -106,7 +107,7 @@ def _read_span(span: RowGroupSpan, at: RowGroupAt):
     except OSError:
         same = False
     if not same:
-        raise InputDataError("the input file changed while it was being read")
+        raise InputChanged("the input file changed while it was being read")
     key = (span.path, span.identity)
     pf = _OPEN.get(key)
     if pf is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 
 from .errors import InvalidParameter, OutputError
@@ -188,6 +189,19 @@ def _check_streams(r: RunRequest, jobs) -> None:
     if r.ledger and any(j.src == "-" for j in jobs):
         raise InvalidParameter("--ledger needs input files (it records their SHA-256 before "
                                "any work), not stdin")
+    for j in jobs if r.ledger or r.manifest else ():
+        if j.src != "-" and _special(j.src):
+            raise InvalidParameter(f"--{'ledger' if r.ledger else 'manifest'} needs regular "
+                                   f"input files (their SHA-256 is taken before the run): "
+                                   f"{j.src} is a pipe or a device")
+
+
+def _special(path: str) -> bool:
+    """A pipe, socket or device: it can be read only once (a missing path is not special)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path)
+    except OSError:
+        return False
 
 
 def check_distinct(paths: dict) -> None:

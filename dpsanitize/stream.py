@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputDataError
+from .errors import InputChanged, InputDataError
 from .rewrite import Counters, Rewriter, count_lines
 
 DEFAULT_MAX_LINE_BYTES = 10 << 20
@@ -65,7 +65,7 @@ class FileSpan:
         finally:
             os.close(fd)
         if (st.st_dev, st.st_ino) != self.identity or len(data) != self.size:
-            raise InputDataError("the input file changed while it was being read")
+            raise InputChanged("the input file changed while it was being read")
         return data
 
     @classmethod

@@ -79,7 +79,8 @@ def describe(name, p, counts, expected=None) -> str:
 
 # How ExpSampler (santext, tem, density, santext+) serves the draws of a word, as
 # (max_rounds, row_draws): rejection alone; rejection then a row for the rejected; a row after no
-# proposal at all; a row because the word repeats in its chunk (the default for n repeats).
+# proposal at all; a row because the word repeats in its chunk (the default for n repeats: the
+# same row function as "rows", reached by another route).
 SAMPLER_PATHS = {"rejection": (48, 2**62), "mixed": (1, 2**62), "rows": (0, 2**62),
                  "counted": (1024, 16)}
 

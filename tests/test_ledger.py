@@ -1,6 +1,9 @@
 """The privacy ledger: every release recorded, totals per input and metric, a budget (exit 77)."""
 
 import json
+import os
+
+import pytest
 
 from conftest import run_cli
 
@@ -139,3 +142,53 @@ def test_an_input_that_changes_during_the_run_is_neither_released_nor_recorded(
     again = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
                              *_toy(toy_embeddings, toy_cache), str(src), str(out)])
     assert again.exit_code == 0 and len(book.read_text().splitlines()) == 1
+
+
+def test_a_release_to_stdout_is_recorded_before_its_first_byte(runner, toy_embeddings,
+                                                              toy_cache, tmp_path, monkeypatch):
+    """stdout cannot be taken back: the release is recorded when the input starts, so even a
+    run that fails half-way (here: its input grew) leaves no unrecorded release."""
+    from dpsanitize.mechanisms.tem import TruncatedExponential as TEM
+
+    src, book = tmp_path / "in.txt", tmp_path / "ledger.jsonl"
+    src.write_text("wa wb wc\n" * 50)
+    perturb = TEM.perturb
+
+    def perturb_and_append(self, ids, rng):
+        if src.stat().st_size == 450:
+            with open(src, "a") as f:
+                f.write("wd\n")
+        return perturb(self, ids, rng)
+
+    monkeypatch.setattr(TEM, "perturb", perturb_and_append)
+    grown = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
+                             *_toy(toy_embeddings, toy_cache), str(src), "-"])
+    assert grown.exit_code == 75 and "recorded under its SHA-256" in grown.stderr
+    assert [json.loads(line)["input"] for line in book.read_text().splitlines()] == [str(src)]
+
+
+def test_an_input_gone_before_the_second_hash_is_exit_75(runner, toy_embeddings, toy_cache,
+                                                         tmp_path, monkeypatch):
+    from dpsanitize.mechanisms.tem import TruncatedExponential as TEM
+
+    src, book, out = tmp_path / "in.txt", tmp_path / "ledger.jsonl", tmp_path / "o.txt"
+    src.write_text("wa wb wc\n")
+    perturb = TEM.perturb
+    monkeypatch.setattr(TEM, "perturb", lambda self, ids, rng: src.unlink(missing_ok=True)
+                        or perturb(self, ids, rng))
+    gone = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
+                            *_toy(toy_embeddings, toy_cache), str(src), str(out)])
+    assert gone.exit_code == 75 and "could not be read again" in gone.stderr
+    assert not out.exists() and book.read_text() == ""
+
+
+@pytest.mark.parametrize("option", ["--ledger", "--manifest"])
+def test_a_pipe_is_refused_where_a_sha256_is_taken_before_the_run(runner, toy_embeddings,
+                                                                  toy_cache, tmp_path, option):
+    """A FIFO would be read to its end by the first hash (and a writer-less one hang it)."""
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    refused = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", option,
+                               str(tmp_path / "book.jsonl"), *_toy(toy_embeddings, toy_cache),
+                               str(fifo), str(tmp_path / "o.txt")])
+    assert refused.exit_code == 2 and "is a pipe or a device" in refused.stderr

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from dpsanitize.errors import InputDataError, InvalidParameter
+from dpsanitize.errors import InputChanged, InputDataError, InvalidParameter
 from dpsanitize.pipeline import Sanitizer
 
 
@@ -161,12 +161,12 @@ def test_a_file_changed_under_a_span_is_an_error(toy_store, text, tmp_path):
     replaced = tmp_path / "other.txt"
     replaced.write_bytes(text)  # same bytes, another file
     replaced.replace(path)
-    with pytest.raises(InputDataError, match="changed while it was being read"):
+    with pytest.raises(InputChanged, match="changed while it was being read"):
         last.read()
     keep.replace(path)
     assert last.read() == text[-last.size:]
     path.write_bytes(text[:-10])  # cut short: the last span cannot be read whole
-    with pytest.raises(InputDataError, match="changed while it was being read"):
+    with pytest.raises(InputChanged, match="changed while it was being read"):
         last.read()
 
 

@@ -16,8 +16,9 @@ served a draw reveals nothing):
   least ``row_draws`` times in a chunk of input (one row then costs less than their proposals),
   and a draw still rejected after ``max_rounds`` proposals (a loose envelope). Accepted
   proposals follow the target whatever the round they come in, so the mixture stays exact.
-  Which path serves a word depends on the input alone, never on the cache or earlier draws, so
-  seeded outputs are the same in every engine.
+  Which path serves a word depends only on the ids it is given, never on the cache or earlier
+  draws, and a row's bits do not depend on the rows computed with it, so seeded outputs are
+  the same in every engine.
 
 Example::
 
@@ -204,7 +205,10 @@ class ExpSampler:
 
     def _cdf_rows(self, words: np.ndarray) -> np.ndarray:
         """Unnormalised cumulative weights over the allowed columns, one row per word."""
-        d = self.store.rows(words)[:, self.first:]
+        # BLAS computes a lone row by another kernel than rows in a block, with other last
+        # bits; with a partner the bits of a row do not depend on which rows come with it
+        d = self.store.rows(np.r_[words, words[:1]] if len(words) == 1 else words)
+        d = d[:len(words), self.first:]
         logw = -self.half_eps * np.minimum(d, self.clip)
         if self.log_prior is not None:
             logw += self.log_prior[self.first:]
