@@ -199,9 +199,10 @@ def _check_streams(r: RunRequest, jobs) -> None:
 def _special(path: str) -> bool:
     """A pipe, socket or device: it can be read only once (a missing path is not special)."""
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path)
+        mode = os.stat(path).st_mode
     except OSError:
         return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def check_distinct(paths: dict) -> None:
