@@ -85,6 +85,5 @@ SAMPLER_PATHS = {"rejection": (48, 2**62), "mixed": (1, 2**62), "rows": (0, 2**6
                  "counted": (1024, 16)}
 
 
-def use_path(sampler, path: str):
+def use_path(sampler, path: str) -> None:
     sampler.max_rounds, sampler.row_draws = SAMPLER_PATHS[path]
-    return sampler
