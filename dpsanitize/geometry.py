@@ -155,9 +155,13 @@ def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarra
     """Distances from each word in ``ids`` to every word, float64, shape (len(ids), N).
 
     Uses |a|^2 - 2ab + |b|^2 in float64 (absolute error ~1e-7 at worst near zero, relative
-    ~1e-15 elsewhere); a word's distance to itself is set to exactly 0.
+    ~1e-15 elsewhere); a word's distance to itself is set to exactly 0. A row's bits do not
+    depend on the rows asked with it (so a sampler's warm row cache draws as a cold one): BLAS
+    computes a lone row by another kernel, so a lone row is computed beside a copy of itself.
     """
     ids = np.asarray(ids)
+    if len(ids) == 1:
+        return distance_rows(x64, sq, np.r_[ids, ids])[:1]
     d2 = x64[ids] @ x64.T
     d2 *= -2.0
     d2 += sq[ids][:, None]

@@ -189,11 +189,11 @@ def _check_streams(r: RunRequest, jobs) -> None:
     if r.ledger and any(j.src == "-" for j in jobs):
         raise InvalidParameter("--ledger needs input files (it records their SHA-256 before "
                                "any work), not stdin")
-    for j in jobs if r.ledger or r.manifest else ():
-        if j.src != "-" and _special(j.src):
-            raise InvalidParameter(f"--{'ledger' if r.ledger else 'manifest'} needs regular "
-                                   f"input files (their SHA-256 is taken before the run): "
-                                   f"{j.src} is a pipe or a device")
+    special = [j.src for j in jobs if (r.ledger or r.manifest) and _special(j.src)]
+    if special:
+        raise InvalidParameter(f"--{'ledger' if r.ledger else 'manifest'} needs regular input "
+                               f"files (their SHA-256 is taken before the run): {special[0]} "
+                               f"is a pipe or a device")
 
 
 def _special(path: str) -> bool:

@@ -113,32 +113,43 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_before_any_output(
     assert bad.exit_code == 78 and "line 2" in bad.stderr and not out.exists()
 
 
+def _while_sanitizing(monkeypatch, action):
+    """Run ``action()`` once, from inside the first perturb call of the run (tem)."""
+    from dpsanitize.mechanisms.tem import TruncatedExponential as TEM
+
+    perturb, done = TEM.perturb, []
+
+    def perturb_after(self, ids, rng):
+        if not done:  # once: a reader would read on into what is appended
+            done.append(action())
+        return perturb(self, ids, rng)
+
+    monkeypatch.setattr(TEM, "perturb", perturb_after)
+
+
+def _append(path):
+    def append():
+        with path.open("a") as f:
+            f.write("wd\n")
+    return append
+
+
 def test_an_input_that_changes_during_the_run_is_neither_released_nor_recorded(
         runner, toy_embeddings, toy_cache, tmp_path, monkeypatch):
     """The ledger and the manifest name an input by the SHA-256 taken before the run; a file
     that grows meanwhile (a log still being written) would be released under the wrong name,
     so the run fails with 75 (retry), writes no output and records no release."""
-    from dpsanitize.mechanisms.tem import TruncatedExponential as TEM
-
     src, book, out = tmp_path / "in.txt", tmp_path / "ledger.jsonl", tmp_path / "o.txt"
     src.write_text("wa wb wc\n" * 50)
-    perturb = TEM.perturb
-
-    def perturb_and_append(self, ids, rng):
-        if src.stat().st_size == 450:  # once: the reader would read on into what it appends
-            with open(src, "a") as f:
-                f.write("wd\n")
-        return perturb(self, ids, rng)
-
-    monkeypatch.setattr(TEM, "perturb", perturb_and_append)
-    changed = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
-                               "--manifest", str(tmp_path / "m.jsonl"),
-                               *_toy(toy_embeddings, toy_cache), str(src), str(out)])
+    with monkeypatch.context() as patch:
+        _while_sanitizing(patch, _append(src))
+        changed = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
+                                   "--manifest", str(tmp_path / "m.jsonl"),
+                                   *_toy(toy_embeddings, toy_cache), str(src), str(out)])
     assert changed.exit_code == 75 and "changed while it was being sanitized" in changed.stderr
     assert not out.exists() and book.read_text() == ""
     entries = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [e["status"] for e in entries] == ["failed"]
-    monkeypatch.setattr(TEM, "perturb", perturb)
     again = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
                              *_toy(toy_embeddings, toy_cache), str(src), str(out)])
     assert again.exit_code == 0 and len(book.read_text().splitlines()) == 1
@@ -148,19 +159,9 @@ def test_a_release_to_stdout_is_recorded_before_its_first_byte(runner, toy_embed
                                                               toy_cache, tmp_path, monkeypatch):
     """stdout cannot be taken back: the release is recorded when the input starts, so even a
     run that fails half-way (here: its input grew) leaves no unrecorded release."""
-    from dpsanitize.mechanisms.tem import TruncatedExponential as TEM
-
     src, book = tmp_path / "in.txt", tmp_path / "ledger.jsonl"
     src.write_text("wa wb wc\n" * 50)
-    perturb = TEM.perturb
-
-    def perturb_and_append(self, ids, rng):
-        if src.stat().st_size == 450:
-            with open(src, "a") as f:
-                f.write("wd\n")
-        return perturb(self, ids, rng)
-
-    monkeypatch.setattr(TEM, "perturb", perturb_and_append)
+    _while_sanitizing(monkeypatch, _append(src))
     grown = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
                              *_toy(toy_embeddings, toy_cache), str(src), "-"])
     assert grown.exit_code == 75 and "recorded under its SHA-256" in grown.stderr
@@ -169,13 +170,9 @@ def test_a_release_to_stdout_is_recorded_before_its_first_byte(runner, toy_embed
 
 def test_an_input_gone_before_the_second_hash_is_exit_75(runner, toy_embeddings, toy_cache,
                                                          tmp_path, monkeypatch):
-    from dpsanitize.mechanisms.tem import TruncatedExponential as TEM
-
     src, book, out = tmp_path / "in.txt", tmp_path / "ledger.jsonl", tmp_path / "o.txt"
     src.write_text("wa wb wc\n")
-    perturb = TEM.perturb
-    monkeypatch.setattr(TEM, "perturb", lambda self, ids, rng: src.unlink(missing_ok=True)
-                        or perturb(self, ids, rng))
+    _while_sanitizing(monkeypatch, src.unlink)
     gone = run_cli(runner, ["run", "--mech", "tem", "--eps", "3", "--ledger", str(book),
                             *_toy(toy_embeddings, toy_cache), str(src), str(out)])
     assert gone.exit_code == 75 and "could not be read again" in gone.stderr

@@ -119,14 +119,3 @@ def test_each_word_of_a_mixed_chunk_gets_its_own_draw(stat_store_narrow):
     ids = np.array([3] * 16 + [5, 7, 1, 9] + [3] * 4 + [8, 2])
     sampler = ExpSampler(stat_store_narrow, 1e4)
     np.testing.assert_array_equal(sampler.sample(ids, make_rng(0)), ids)
-
-
-@pytest.mark.slow
-def test_a_rows_bits_do_not_depend_on_the_rows_computed_with_it(default_store):
-    """Alone or in a block, a word's row is the same to the last bit (BLAS computes a lone
-    row by another kernel), so a warm row cache and a cold one draw the same outputs."""
-    sampler = ExpSampler(default_store, 3.0)
-    words = np.array([5, 77, 1234, 99_999])
-    block = sampler._cdf_rows(words)
-    for j, w in enumerate(words):
-        np.testing.assert_array_equal(sampler._cdf_rows(words[j:j + 1])[0], block[j])

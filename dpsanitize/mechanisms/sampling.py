@@ -205,10 +205,7 @@ class ExpSampler:
 
     def _cdf_rows(self, words: np.ndarray) -> np.ndarray:
         """Unnormalised cumulative weights over the allowed columns, one row per word."""
-        # BLAS computes a lone row by another kernel than rows in a block, with other last
-        # bits; with a partner the bits of a row do not depend on which rows come with it
-        d = self.store.rows(np.r_[words, words[:1]] if len(words) == 1 else words)
-        d = d[:len(words), self.first:]
+        d = self.store.rows(words)[:, self.first:]
         logw = -self.half_eps * np.minimum(d, self.clip)
         if self.log_prior is not None:
             logw += self.log_prior[self.first:]
