@@ -21,7 +21,7 @@ import math
 
 import click
 
-from ..mechanisms import EPSILON_GUIDE, MECHANISMS, OPTIONS
+from ..mechanisms import DEFAULT_EPSILON, EPSILON_GUIDE, MECHANISMS, OPTIONS
 from ..progress import log, setup_logging
 
 FORMATS = ("auto", "glove", "word2vec", "word2vec-binary", "kv")  # = embeddings.FORMATS
@@ -109,8 +109,9 @@ def _eps(**kwargs):
 
 
 eps_option = _eps()
-eps_default_option = _eps(required=False, help=EPS_HELP + " Default: 3.4 for santext (measured: "
-                          "docs/privacy-by-attack.md); other mechanisms need it.")
+eps_default_option = _eps(required=False, help=EPS_HELP + " Default: " + ", ".join(
+    f"{eps} for {name}" for name, eps in DEFAULT_EPSILON.items()) + " (measured: "
+    "docs/privacy-by-attack.md); other mechanisms need it.")
 
 
 def mech_option(what: str = "Mechanism.", **kwargs):
