@@ -105,8 +105,10 @@ def checksum(path: str) -> tuple[str, int]:
 
 
 def check_unchanged(job: Job) -> None:
-    """InputChanged unless ``job.src`` still has the SHA-256 and size taken before the run:
-    the manifest and the ledger must name the text that was actually released."""
+    """InputChanged unless ``job.src`` still has the SHA-256 and size taken before the run
+    (when one was taken): the manifest and the ledger must name the text actually released."""
+    if not job.sha256:
+        return
     try:
         same = checksum(job.src) == (job.sha256, job.size)
     except OSError as exc:
@@ -288,6 +290,7 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
         workers = workers if sum(isinstance(h, Block) for h in head) > 1 else 1
     results = sanitizer.process(items, encoding, workers if todo else 1, client)
     current, stack, counts, tick, started = None, None, None, None, 0.0
+    changed = []
 
     def note(job, status, code):
         if manifest is not None:
@@ -311,8 +314,16 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                     if ledger is not None and current.dst == "-":  # released as it is written
                         ledger.record(current.src, current.sha256, sanitizer.mechanism)
                 elif isinstance(item, _End):
-                    if current.sha256:  # the manifest and the ledger name what was read
+                    try:  # the manifest and the ledger name what was read
                         check_unchanged(current)
+                    except InputChanged as exc:  # the other inputs go on; exit 75 at the end
+                        stack, undone = None, stack
+                        undone.__exit__(type(exc), exc, exc.__traceback__)  # no output
+                        note(current, "failed", exc.exit_code)
+                        rows[current.rel].update(status="changed during the run (not written)")
+                        changed.append(exc)
+                        current = None
+                        continue
                     if ledger is not None and current.dst != "-":  # before the output exists
                         ledger.record(current.src, current.sha256, sanitizer.mechanism)
                     stack, done = None, stack
@@ -335,6 +346,13 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
         if current is not None:
             note(current, "failed", exit_code_of(exc))
         raise
+    if len(changed) == 1 and len(todo) == 1:
+        raise changed[0]
+    if changed:
+        raise InputChanged(f"{len(changed)} of {len(todo)} inputs changed while they were being "
+                           f"sanitized and were not written (the others were): " + "; ".join(
+                               str(exc) for exc in changed[:3]) + ("; ..." if len(changed) > 3
+                                                                   else ""))
     return list(rows.values())
 
 

@@ -330,6 +330,29 @@ def main() -> None:
     case("input appended to while a --ledger run reads it", [*run, "IN", "OUT"],
          runner=appended_during, data=text * 100)
 
+    def folder_appended(argv, folder):
+        """Two inputs; the first grows while a --manifest run over the folder writes it."""
+        src, out = os.path.join(folder, "src"), os.path.join(folder, "keep")
+        os.mkdir(src)
+        for name, data in (("a.txt", text * 100), ("b.txt", text)):
+            with open(os.path.join(src, name), "wb") as f:
+                f.write(data)
+        argv = [*argv[:-2], "--output-dir", out, "--manifest", os.path.join(folder, "m.jsonl"),
+                "-r", src]
+        proc = subprocess.Popen([*PY, *argv], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not (os.path.isdir(out) and any(
+                n.startswith(".a.txt.") for n in os.listdir(out))):
+            time.sleep(0.01)
+        with open(os.path.join(src, "a.txt"), "ab") as f:
+            f.write(b"one more line\n")
+        code = proc.wait(120)
+        return code, ", ".join(sorted(os.listdir(out))) + " (a.txt, which grew, left nothing)"
+
+    case("input appended to in a folder (--output-dir, --manifest)", [*run, "IN", "OUT"],
+         runner=folder_appended)
+
     print(f"machine: {os.uname().machine}, {os.cpu_count()} cores, Python "
           f"{sys.version.split()[0]}, uid {os.geteuid()}; data: synthetic 300-word 8-d embeddings\n")
     print("| case | exit | left in the output folder |")

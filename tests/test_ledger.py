@@ -155,6 +155,33 @@ def test_an_input_that_changes_during_the_run_is_neither_released_nor_recorded(
     assert again.exit_code == 0 and len(book.read_text().splitlines()) == 1
 
 
+def test_a_batch_goes_on_past_an_input_that_changes_and_exits_75_at_the_end(
+        runner, toy_embeddings, toy_cache, tmp_path, monkeypatch):
+    """A cron job over a log folder must not stall at the one log still being written: that
+    input is left unwritten (manifest "failed", no release) while the others are sanitized,
+    the run ends with 75, and the retry does only what is left."""
+    logs, clean = tmp_path / "logs", tmp_path / "clean"
+    logs.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (logs / name).write_text("wa wb wc\n" * 50)
+    args = ["run", "--mech", "tem", "--eps", "3", "--ledger", str(tmp_path / "ledger.jsonl"),
+            "--manifest", str(tmp_path / "m.jsonl"), *_toy(toy_embeddings, toy_cache),
+            "--output-dir", str(clean), "-r", str(logs)]
+    with monkeypatch.context() as patch:
+        _while_sanitizing(patch, _append(logs / "a.txt"))  # the first input in the run
+        changed = run_cli(runner, args)
+    assert changed.exit_code == 75 and "1 of 3 inputs changed" in changed.stderr
+    assert sorted(p.name for p in clean.iterdir()) == ["b.txt", "c.txt"]
+    entries = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [(os.path.basename(e["input"]), e["status"]) for e in entries] == [
+        ("a.txt", "failed"), ("b.txt", "done"), ("c.txt", "done")]
+    released = (tmp_path / "ledger.jsonl").read_text().splitlines()
+    assert sorted(os.path.basename(json.loads(r)["input"]) for r in released) == ["b.txt", "c.txt"]
+    again = run_cli(runner, args)
+    assert again.exit_code == 0 and "1 of 3 files sanitized (2 skipped)" in again.stderr
+    assert (clean / "a.txt").exists()
+
+
 def test_a_release_to_stdout_is_recorded_before_its_first_byte(runner, toy_embeddings,
                                                               toy_cache, tmp_path, monkeypatch):
     """stdout cannot be taken back: the release is recorded when the input starts, so even a
