@@ -270,7 +270,9 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
     the other, in order; with a Dask ``client`` the blocks are tasks on its cluster.
     ``progress(job)`` gives a context manager yielding a callback for the
     job's progress. A file that fails leaves no output (and a "failed" manifest entry); the
-    files finished before it stay. Returns one dict per job: input, output, status and counts.
+    files finished before it stay. An input that changed while it was read fails alone: the
+    others go on and InputChanged is raised at the end. Returns one dict per job: input,
+    output, status and counts.
     """
     from .io import atomic_output
     from .formats import format_name
@@ -350,7 +352,7 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
         raise changed[0]
     if changed:
         raise InputChanged(f"{len(changed)} of {len(todo)} inputs changed while they were being "
-                           f"sanitized and were not written (the others were): " + "; ".join(
+                           f"sanitized and were not written; the other inputs were: " + "; ".join(
                                str(exc) for exc in changed[:3]) + ("; ..." if len(changed) > 3
                                                                    else ""))
     return list(rows.values())
