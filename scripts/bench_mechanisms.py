@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Words per second of each mechanism alone (one process), on the default embeddings.
 
-Input ids are drawn with Zipf(1) frequencies over the 100k ranks (like running text), in
-batches of --batch. Also: peak memory of santext at |W| = 20k and 100k (fresh child processes),
-and the cost of the cryptographically strong default bit generator (AES-CTR) against PCG64.
+Input ids are drawn with Zipf(1) frequencies over the ranks of the vocabulary (100k words, or
+--vocab-size; like running text), in batches of --batch. Also: peak memory of santext at
+|W| = 20k and 100k (fresh child processes), and the cost of the cryptographically strong
+default bit generator (AES-CTR) against PCG64.
 For the mechanisms that decode noisy vectors exactly (laplace, mahalanobis, vickrey) it prints
 the fraction of the ceiling they reach: the rate of the decoder's float32 score pass alone (the
 product with every word and the per-chunk minimum, on all cores, no re-check), so that a
@@ -11,6 +12,7 @@ regression in the decoder shows as a falling fraction.
 
     python scripts/bench_mechanisms.py [--words 200000] [--batch 65536] [--repeat 3]
                                          [--mechs a,b] [--no-memory]
+    python scripts/bench_mechanisms.py --vocab-size 0 --mechs santext --row-draws 16,16385
 """
 
 from __future__ import annotations
@@ -105,6 +107,9 @@ def main() -> None:
     ap.add_argument("--cache-dir", default="")
     ap.add_argument("--mechs", default="", help="comma-separated subset, e.g. laplace,vickrey")
     ap.add_argument("--no-memory", action="store_true", help="skip the santext memory runs")
+    ap.add_argument("--vocab-size", type=int, default=100_000, help="0: every word")
+    ap.add_argument("--row-draws", default="", help="santext, tem, santext+, density: a row per "
+                    "figure for each value, e.g. 16,16385 (16385: rejection only)")
     args = ap.parse_args()
     wanted = set(filter(None, args.mechs.split(",")))
 
@@ -116,7 +121,7 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"numpy {np.__version__}")
-    store = open_index(None, vocab_size=100_000, cache_dir=args.cache_dir or None)
+    store = open_index(None, vocab_size=args.vocab_size, cache_dir=args.cache_dir or None)
     float(np.asarray(store.nbr_dist).sum() + np.asarray(store.nbr_ids).sum())  # page in the table
     ids = zipf_ids(np.random.default_rng(0), len(store.vocab), args.words)
     print(f"data: default embeddings, |W| = {len(store.vocab)}; {args.words:,} Zipf(1) word ids, "
@@ -124,16 +129,21 @@ def main() -> None:
     ceiling = score_pass_ceiling(store, repeat=args.repeat)
     print(f"exact decoder's float32 score pass alone (the ceiling of laplace, mahalanobis, "
           f"vickrey when every word must be scored): {ceiling:,.0f} words/s\n")
+    row_draws = [int(v) for v in args.row_draws.split(",") if v]
     print("| mechanism | eps | words/s (AES-CTR, default) | of the ceiling | words/s (PCG64) | "
           "set-up s |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, grid in CASES:
+    for name, grid, draws in ((n, g, d) for n, g in CASES for d in row_draws or [None]):
         if wanted and name not in wanted:
             continue
         for eps in grid:
             t = time.perf_counter()
             mech = create(name, epsilon=eps, store=store)
             setup = time.perf_counter() - t
+            label = name
+            if draws is not None and hasattr(mech, "sampler"):
+                mech.sampler.row_draws = draws
+                label = f"{name} (row_draws {draws})"
             n = args.words if name not in DECODED or eps >= 40 \
                 else args.words // 10
             sub = ids[:n]
@@ -141,7 +151,7 @@ def main() -> None:
             aes = rate(mech, sub, make_rng(1), args.batch, args.repeat)
             pcg = rate(mech, sub, make_rng(1, bit_generator="pcg64"), args.batch, args.repeat)
             share = f"{aes / ceiling:.0%}" if name in DECODED else ""
-            print(f"| {name} | {eps:g} | {aes:,.0f} | {share} | {pcg:,.0f} | {setup:.2f} |",
+            print(f"| {label} | {eps:g} | {aes:,.0f} | {share} | {pcg:,.0f} | {setup:.2f} |",
                   flush=True)
 
     if args.no_memory:
