@@ -93,6 +93,9 @@ def expand(inputs, output_dir: str, *, recursive: bool = False, exclude=()) -> l
     return jobs
 
 
+CHANGED = "changed during the run (not written)"
+
+
 def checksum(path: str) -> tuple[str, int]:
     """SHA-256 and size of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
@@ -270,9 +273,9 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
     the other, in order; with a Dask ``client`` the blocks are tasks on its cluster.
     ``progress(job)`` gives a context manager yielding a callback for the
     job's progress. A file that fails leaves no output (and a "failed" manifest entry); the
-    files finished before it stay. An input that changed while it was read fails alone: the
-    others go on and InputChanged is raised at the end. Returns one dict per job: input,
-    output, status and counts.
+    files finished before it stay. One of several inputs whose SHA-256 changed while it was
+    read fails alone (status CHANGED; :func:`check_none_changed`): the others go on. Returns one
+    dict per job: input, output, status and counts.
     """
     from .io import atomic_output
     from .formats import format_name
@@ -292,7 +295,6 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
         workers = workers if sum(isinstance(h, Block) for h in head) > 1 else 1
     results = sanitizer.process(items, encoding, workers if todo else 1, client)
     current, stack, counts, tick, started = None, None, None, None, 0.0
-    changed = []
 
     def note(job, status, code):
         if manifest is not None:
@@ -318,13 +320,14 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                 elif isinstance(item, _End):
                     try:  # the manifest and the ledger name what was read
                         check_unchanged(current)
-                    except InputChanged as exc:  # the other inputs go on; exit 75 at the end
-                        stack, undone = None, stack
+                    except InputChanged as exc:
+                        if len(todo) == 1:
+                            raise
+                        stack, undone = None, stack  # the other inputs go on
                         undone.__exit__(type(exc), exc, exc.__traceback__)  # no output
-                        note(current, "failed", exc.exit_code)
-                        rows[current.rel].update(status="changed during the run (not written)")
-                        changed.append(exc)
-                        current = None
+                        job, current = current, None
+                        note(job, "failed", exc.exit_code)
+                        rows[job.rel]["status"] = CHANGED
                         continue
                     if ledger is not None and current.dst != "-":  # before the output exists
                         ledger.record(current.src, current.sha256, sanitizer.mechanism)
@@ -348,14 +351,19 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
         if current is not None:
             note(current, "failed", exit_code_of(exc))
         raise
-    if len(changed) == 1 and len(todo) == 1:
-        raise changed[0]
-    if changed:
-        raise InputChanged(f"{len(changed)} of {len(todo)} inputs changed while they were being "
-                           f"sanitized and were not written; the other inputs were: " + "; ".join(
-                               str(exc) for exc in changed[:3]) + ("; ..." if len(changed) > 3
-                                                                   else ""))
     return list(rows.values())
+
+
+def check_none_changed(rows: list[dict]) -> None:
+    """InputChanged (exit 75) naming the inputs of a batch that :func:`sanitize_jobs` left
+    unwritten because they changed while they were read (after the rest was published)."""
+    changed = [row["input"] for row in rows if row["status"] == CHANGED]
+    if changed:
+        raise InputChanged(
+            f"{len(changed)} input{'s' * (len(changed) > 1)} changed while being sanitized and "
+            f"{'were' if len(changed) > 1 else 'was'} not written (the others were): "
+            + ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+            + "; run again once complete")
 
 
 def _items(sanitizer, jobs, formats, named_streams, encoding, spans, read_options):

@@ -221,11 +221,12 @@ def execute(p: Plan, *, open_store, progress: bool | None = False) -> tuple[dict
     """Run the plan; returns the report and the one-line summary. ``open_store()`` opens the
     index; ``progress``: per input, False none, True a bar, None a bar on a terminal and
     periodic log lines elsewhere (:func:`.progress.file_progress`)."""
-    from .batch import Manifest, decide, open_ledger, options_fingerprint, sanitize_jobs
+    from .batch import (CHANGED, Manifest, check_none_changed, decide, open_ledger,
+                        options_fingerprint, sanitize_jobs)
     from .io import atomic_output, output_lock
     from .mechanisms import create
     from .pipeline import Sanitizer, summary_line
-    from .progress import file_progress
+    from .progress import file_progress, log
 
     r = p.request
     with contextlib.ExitStack() as stack:
@@ -260,9 +261,15 @@ def execute(p: Plan, *, open_store, progress: bool | None = False) -> tuple[dict
         if report_out is not None:
             report_out.write(json.dumps(report, indent=1).encode() + b"\n")
     done = sum(row["status"] == "sanitized" for row in results)
-    prefix = f"{done} of {len(results)} files sanitized ({len(results) - done} skipped); " \
+    changed = sum(row["status"] == CHANGED for row in results)
+    prefix = f"{done} of {len(results)} files sanitized ({len(results) - done - changed} " \
+        "skipped" + (f", {changed} changed during the run" if changed else "") + "); " \
         if r.output_dir is not None or book is not None else ""
-    return report, prefix + summary_line(report)
+    line = prefix + summary_line(report)
+    if changed:  # the rest is released and reported; the run still fails (75, retry)
+        log.info("%s", line)
+        check_none_changed(results)
+    return report, line
 
 
 def _dask_client(stack, scheduler, workers):

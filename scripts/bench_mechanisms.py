@@ -97,6 +97,7 @@ def score_pass_ceiling(store, queries: int = 4096, repeat: int = 3) -> float:
 
 
 DECODED = ("laplace", "mahalanobis", "vickrey")
+SAMPLERS = ("tem", "santext", "santext+")  # those of CASES drawing with an ExpSampler
 
 
 def main() -> None:
@@ -133,15 +134,16 @@ def main() -> None:
     print("| mechanism | eps | words/s (AES-CTR, default) | of the ceiling | words/s (PCG64) | "
           "set-up s |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, grid, draws in ((n, g, d) for n, g in CASES for d in row_draws or [None]):
+    for name, grid in CASES:
         if wanted and name not in wanted:
             continue
-        for eps in grid:
+        variants = row_draws if row_draws and name in SAMPLERS else [None]
+        for eps, draws in ((e, d) for e in grid for d in variants):
             t = time.perf_counter()
             mech = create(name, epsilon=eps, store=store)
             setup = time.perf_counter() - t
             label = name
-            if draws is not None and hasattr(mech, "sampler"):
+            if draws is not None:
                 mech.sampler.row_draws = draws
                 label = f"{name} (row_draws {draws})"
             n = args.words if name not in DECODED or eps >= 40 \

@@ -10,6 +10,7 @@ appeared in the output folder (and whether an existing output survived). Prints 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -348,7 +349,10 @@ def main() -> None:
         with open(os.path.join(src, "a.txt"), "ab") as f:
             f.write(b"one more line\n")
         code = proc.wait(120)
-        return code, ", ".join(sorted(os.listdir(out))) + " (a.txt, which grew, left nothing)"
+        with open(os.path.join(folder, "m.jsonl")) as f:
+            status = ", ".join(f"{os.path.basename(e['input'])} {e['status']}"
+                               for e in map(json.loads, f))
+        return code, f"{', '.join(sorted(os.listdir(out)))} (manifest: {status})"
 
     case("input appended to in a folder (--output-dir, --manifest)", [*run, "IN", "OUT"],
          runner=folder_appended)

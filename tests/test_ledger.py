@@ -114,17 +114,18 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_before_any_output(
 
 
 def _while_sanitizing(monkeypatch, action):
-    """Run ``action()`` once, from inside the first perturb call of the run (tem)."""
-    from dpsanitize.mechanisms.tem import TruncatedExponential as TEM
+    """Run ``action()`` once, when this process first counts a rewritten block (with
+    --workers, when the first block comes back)."""
+    from dpsanitize.rewrite import Counters
 
-    perturb, done = TEM.perturb, []
+    add, done = Counters.add, []
 
-    def perturb_after(self, ids, rng):
+    def add_after(self, other):
         if not done:  # once: a reader would read on into what is appended
             done.append(action())
-        return perturb(self, ids, rng)
+        return add(self, other)
 
-    monkeypatch.setattr(TEM, "perturb", perturb_after)
+    monkeypatch.setattr(Counters, "add", add_after)
 
 
 def _append(path):
@@ -155,23 +156,31 @@ def test_an_input_that_changes_during_the_run_is_neither_released_nor_recorded(
     assert again.exit_code == 0 and len(book.read_text().splitlines()) == 1
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_batch_goes_on_past_an_input_that_changes_and_exits_75_at_the_end(
-        runner, toy_embeddings, toy_cache, tmp_path, monkeypatch):
+        runner, toy_embeddings, toy_cache, tmp_path, monkeypatch, workers):
     """A cron job over a log folder must not stall at the one log still being written: that
-    input is left unwritten (manifest "failed", no release) while the others are sanitized,
-    the run ends with 75, and the retry does only what is left."""
-    logs, clean = tmp_path / "logs", tmp_path / "clean"
+    input is left unwritten (manifest "failed", no release) while the others are sanitized and
+    reported, the run ends with 75, and the retry does only what is left."""
+    logs, clean, report = tmp_path / "logs", tmp_path / "clean", tmp_path / "report.json"
     logs.mkdir()
     for name in ("a.txt", "b.txt", "c.txt"):
         (logs / name).write_text("wa wb wc\n" * 50)
     args = ["run", "--mech", "tem", "--eps", "3", "--ledger", str(tmp_path / "ledger.jsonl"),
             "--manifest", str(tmp_path / "m.jsonl"), *_toy(toy_embeddings, toy_cache),
-            "--output-dir", str(clean), "-r", str(logs)]
+            "--workers", workers, "--output-dir", str(clean), "-r", str(logs)]
     with monkeypatch.context() as patch:
         _while_sanitizing(patch, _append(logs / "a.txt"))  # the first input in the run
-        changed = run_cli(runner, args)
-    assert changed.exit_code == 75 and "1 of 3 inputs changed" in changed.stderr
+        changed = run_cli(runner, [*args, "--report", str(report)])
+    assert changed.exit_code == 75, changed.stderr
+    assert f"1 input changed while being sanitized and was not written (the others were): " \
+           f"{logs / 'a.txt'}; run again" in changed.stderr
+    assert "2 of 3 files sanitized (0 skipped, 1 changed during the run)" in changed.stderr
     assert sorted(p.name for p in clean.iterdir()) == ["b.txt", "c.txt"]
+    files = json.loads(report.read_text())["files"]
+    assert [(os.path.basename(f["input"]), f["status"]) for f in files] == [
+        ("a.txt", "changed during the run (not written)"), ("b.txt", "sanitized"),
+        ("c.txt", "sanitized")]
     entries = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [(os.path.basename(e["input"]), e["status"]) for e in entries] == [
         ("a.txt", "failed"), ("b.txt", "done"), ("c.txt", "done")]
