@@ -94,6 +94,22 @@ def test_row_cache_is_bounded(stat_store_narrow):
     assert len(sampler._cache) == 3
 
 
+def test_rows_used_chunk_after_chunk_stay_cached(stat_store_narrow, monkeypatch):
+    """Five words drawn by row in every chunk, room for three rows: plain LRU would evict each
+    row before its next use (15 rows in 3 chunks); rows the current chunk uses are never
+    displaced, so three are reused and only the other two are computed again. Rows of words
+    that fell through rejection take only free room."""
+    sampler = ExpSampler(stat_store_narrow, 1.0, cache_bytes=8 * 12 * 3)
+    computed, real = [], ExpSampler._cdf_rows
+    monkeypatch.setattr(ExpSampler, "_cdf_rows",
+                        lambda self, words: computed.append(len(words)) or real(self, words))
+    for _ in range(3):
+        sampler.sample(np.arange(5).repeat(16), make_rng(0))
+    assert computed == [5, 2, 2] and list(sampler._cache) == [0, 1, 2]
+    sampler._by_rows(np.array([7, 8]), make_rng(1), evict=False)
+    assert list(sampler._cache) == [0, 1, 2]
+
+
 def test_words_repeated_in_a_chunk_are_drawn_from_their_rows(stat_store_narrow, monkeypatch):
     """A word with row_draws draws or more in a chunk takes the row path; which path serves a
     word depends on the input alone, so a warm row cache changes no seeded output (every engine,
@@ -101,9 +117,9 @@ def test_words_repeated_in_a_chunk_are_drawn_from_their_rows(stat_store_narrow, 
     ids = np.array([3] * 16 + [5] * 15 + [7])
     calls = []
     for name in ("_by_rows", "_by_rejection"):
-        def spy(self, w, rng, real=getattr(ExpSampler, name), name=name):
+        def spy(self, w, rng, real=getattr(ExpSampler, name), name=name, **kwargs):
             calls.append((name, sorted(set(w.tolist()))))
-            return real(self, w, rng)
+            return real(self, w, rng, **kwargs)
         monkeypatch.setattr(ExpSampler, name, spy)
     cold = ExpSampler(stat_store_narrow, 1.0).sample(ids, make_rng(4))
     assert calls == [("_by_rows", [3]), ("_by_rejection", [5, 7])]
