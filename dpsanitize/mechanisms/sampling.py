@@ -219,7 +219,7 @@ class ExpSampler:
         """Cache a row in place of the least recently used rows outside ``keep`` (None: in
         place of none); when there is no such row it is not cached. Plain LRU would evict
         every row before its next use when more words recur chunk after chunk than fit (at
-        |W| = 337k, 128 MiB holds 49 rows; Zipf text draws about 75 words by row per chunk)."""
+        |W| = 337k, 128 MiB holds 49 rows; Zipf text draws about 80 words by row per chunk)."""
         while len(self._cache) >= self._cache_rows:
             oldest = next(iter(self._cache))
             if keep is None or oldest in keep:
