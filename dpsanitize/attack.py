@@ -232,15 +232,21 @@ def exact_recovery(mech, prior: Prior, *, chunk: int = 32, progress=None) -> tup
     identity = 0.0
     ids, pis = prior.ids, prior.weights
     for s in range(0, len(ids), chunk):
-        rows = np.empty((len(ids[s:s + chunk]), mech.vocab_size))
+        rows = _probability_rows(mech, ids[s:s + chunk])
         for r, (w, pi) in enumerate(zip(ids[s:s + chunk].tolist(), pis[s:s + chunk].tolist())):
-            p = mech.probabilities(w)
-            rows[r] = pi * p
-            identity += pi * float(p[w])
+            identity += pi * float(rows[r, w])
+            rows[r] *= pi
         np.maximum(best, rows.max(axis=0), out=best)
         if progress is not None:
             progress(len(rows))
     return float(math.fsum(best)), float(identity)
+
+
+def _probability_rows(mech, ids) -> np.ndarray:
+    """``mech.probabilities`` of each word of ``ids``: a block at once where the mechanism can
+    (``probability_rows``: the same bits, the vectors read once), else row by row."""
+    rows = getattr(mech, "probability_rows", None)
+    return rows(ids) if rows else np.stack([mech.probabilities(int(i)) for i in ids])
 
 
 def draw_outputs(mech, ids: np.ndarray, draws: int, rng: np.random.Generator, *,
@@ -253,12 +259,13 @@ def draw_outputs(mech, ids: np.ndarray, draws: int, rng: np.random.Generator, *,
     """
     out = np.empty((len(ids), draws), dtype=np.int64)
     if len(ids) and mech.probabilities(int(ids[0])) is not None:
-        for r, w in enumerate(np.asarray(ids).tolist()):
-            cdf = np.cumsum(mech.probabilities(w))
-            pos = np.searchsorted(cdf, open_uniform(rng, draws) * cdf[-1], side="right")
-            out[r] = np.minimum(pos, len(cdf) - 1)
-            if progress is not None:
-                progress(draws)
+        for s in range(0, len(ids), 32):
+            for r, p in enumerate(_probability_rows(mech, ids[s:s + 32]), start=s):
+                cdf = np.cumsum(p)
+                pos = np.searchsorted(cdf, open_uniform(rng, draws) * cdf[-1], side="right")
+                out[r] = np.minimum(pos, len(cdf) - 1)
+                if progress is not None:
+                    progress(draws)
         return out
     flat = out.reshape(-1)
     inputs = np.repeat(np.asarray(ids, dtype=np.int64), draws)

@@ -94,6 +94,18 @@ def test_row_cache_is_bounded(stat_store_narrow):
     assert len(sampler._cache) == 3
 
 
+@pytest.mark.parametrize("name", ["santext", "tem", "density", "santext+"])
+def test_a_block_of_probability_rows_has_the_bits_of_single_rows(stat_store_narrow, name):
+    """exact_recovery and draw_outputs ask for rows 32 at a time; each row must be the one
+    probabilities(i) gives alone, normalised on its own."""
+    from dpsanitize.mechanisms import create
+
+    mech = create(name, epsilon=2.0, store=stat_store_narrow)
+    ids = np.arange(len(stat_store_narrow.vocab))[::-1]
+    for i, row in zip(ids.tolist(), mech.probability_rows(ids)):
+        np.testing.assert_array_equal(row, mech.probabilities(i))
+
+
 def test_rows_used_chunk_after_chunk_stay_cached(stat_store_narrow, monkeypatch):
     """Five words drawn by row in every chunk, room for three rows: plain LRU would evict each
     row before its next use (15 rows in 3 chunks); rows the current chunk uses are never

@@ -111,3 +111,6 @@ class DensityExp(Mechanism):
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.sampler.probabilities(i)
+
+    def probability_rows(self, ids) -> np.ndarray:
+        return self.sampler.probability_rows(ids)

@@ -73,13 +73,18 @@ class ExpSampler:
 
     def probabilities(self, i: int) -> np.ndarray:
         """Pr[y | i] over all of W (zero before ``first``)."""
-        d = self.store.rows([i])[0]
-        p = np.zeros(self.n)
-        logw = -self.half_eps * np.minimum(d[self.first:], self.clip)
+        return self.probability_rows([i])[0]
+
+    def probability_rows(self, ids) -> np.ndarray:
+        """:meth:`probabilities` of each word of ``ids`` (a block costs about what one row
+        does: the vectors are read once; the rows have the same bits either way)."""
+        d = self.store.rows(ids)[:, self.first:]
+        p = np.zeros((len(d), self.n))
+        logw = -self.half_eps * np.minimum(d, self.clip)
         if self.log_prior is not None:
             logw = logw + self.log_prior[self.first:]
-        w = np.exp(logw - logw.max())
-        p[self.first:] = w / w.sum()
+        w = np.exp(logw - logw.max(axis=1, keepdims=True))
+        p[:, self.first:] = w / w.sum(axis=1, keepdims=True)
         return p
 
     # -- sampling ---------------------------------------------------------------------------

@@ -58,6 +58,9 @@ class SanText(Mechanism):
     def probabilities(self, i: int) -> np.ndarray:
         return self.sampler.probabilities(i)
 
+    def probability_rows(self, ids) -> np.ndarray:
+        return self.sampler.probability_rows(ids)
+
 
 class SanTextPlus(Mechanism):
     """SanText restricted to a public sensitive set, with non-sensitive words mostly kept.
@@ -133,3 +136,11 @@ class SanTextPlus(Mechanism):
         p = self.p * q
         p[i] += 1.0 - self.p
         return p
+
+    def probability_rows(self, ids) -> np.ndarray:
+        rows = self.sampler.probability_rows(ids)
+        for r, i in enumerate(np.asarray(ids).tolist()):
+            if i < self.first_sensitive:  # as probabilities(i)
+                rows[r] *= self.p
+                rows[r, i] += 1.0 - self.p
+        return rows

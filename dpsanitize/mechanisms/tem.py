@@ -57,3 +57,6 @@ class TruncatedExponential(Mechanism):
 
     def probabilities(self, i: int) -> np.ndarray:
         return self.sampler.probabilities(i)
+
+    def probability_rows(self, ids) -> np.ndarray:
+        return self.sampler.probability_rows(ids)
