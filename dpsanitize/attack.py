@@ -243,8 +243,9 @@ def exact_recovery(mech, prior: Prior, *, chunk: int = 32, progress=None) -> tup
 
 
 def _probability_rows(mech, ids) -> np.ndarray:
-    """``mech.probabilities`` of each word of ``ids``: a block at once where the mechanism can
-    (``probability_rows``: the same bits, the vectors read once), else row by row."""
+    """``mech.probabilities`` of each word of ``ids`` as a fresh array: a block at once where
+    the mechanism can (``probability_rows``: the vectors read once; a row's last bits may
+    differ from the lone row's, see geometry.distance_rows), else row by row."""
     rows = getattr(mech, "probability_rows", None)
     return rows(ids) if rows else np.stack([mech.probabilities(int(i)) for i in ids])
 

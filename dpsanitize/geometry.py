@@ -155,9 +155,13 @@ def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarra
     """Distances from each word in ``ids`` to every word, float64, shape (len(ids), N).
 
     Uses |a|^2 - 2ab + |b|^2 in float64 (absolute error ~1e-7 at worst near zero, relative
-    ~1e-15 elsewhere); a word's distance to itself is set to exactly 0. A row's bits do not
-    depend on the rows asked with it (so a sampler's warm row cache draws as a cold one): BLAS
-    computes a lone row by another kernel, so a lone row is computed beside a copy of itself.
+    ~1e-15 elsewhere); a word's distance to itself is set to exactly 0. BLAS computes a lone
+    row by another kernel (up to 10,037 of 100,000 entries differed), so a lone row is computed
+    beside a copy of itself. That is not enough to make a row's bits independent of the rows
+    asked with it: with more than one BLAS thread, or rows outside the kernel's full tiles of
+    4, OpenBLAS gives rows of one block other last bits than the same rows alone (measured:
+    2 of 3 and 32 of 33 rows with 2 threads). A fixed summation order would need a non-BLAS
+    kernel (an open item).
     """
     ids = np.asarray(ids)
     if len(ids) == 1:

@@ -107,16 +107,17 @@ def test_a_block_of_probability_rows_has_the_bits_of_single_rows(stat_store_narr
 
 
 def test_rows_used_chunk_after_chunk_stay_cached(stat_store_narrow, monkeypatch):
-    """Five words drawn by row in every chunk, room for three rows: plain LRU would evict each
-    row before its next use (15 rows in 3 chunks); rows the current chunk uses are never
-    displaced, so three are reused and only the other two are computed again. Rows of words
-    that fell through rejection take only free room."""
+    """Three words drawn by row in every chunk and two that change, room for three rows: plain
+    LRU keeps the last three computed and so evicts two of the recurring words each chunk
+    (5, 4, 4 rows); rows the current chunk uses are never displaced, so the three recurring
+    ones stay and only the two new words are computed (5, 2, 2). Rows of words that fell
+    through rejection take only free room."""
     sampler = ExpSampler(stat_store_narrow, 1.0, cache_bytes=8 * 12 * 3)
     computed, real = [], ExpSampler._cdf_rows
     monkeypatch.setattr(ExpSampler, "_cdf_rows",
                         lambda self, words: computed.append(len(words)) or real(self, words))
-    for _ in range(3):
-        sampler.sample(np.arange(5).repeat(16), make_rng(0))
+    for k in range(3):
+        sampler.sample(np.array([0, 1, 2, 5 + k, 8 + k]).repeat(16), make_rng(0))
     assert computed == [5, 2, 2] and list(sampler._cache) == [0, 1, 2]
     sampler._by_rows(np.array([7, 8]), make_rng(1), evict=False)
     assert list(sampler._cache) == [0, 1, 2]

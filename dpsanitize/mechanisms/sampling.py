@@ -17,8 +17,10 @@ served a draw reveals nothing):
   and a draw still rejected after ``max_rounds`` proposals (a loose envelope). Accepted
   proposals follow the target whatever the round they come in, so the mixture stays exact.
   Which path serves a word depends only on the ids it is given, never on the cache or earlier
-  draws, and a row's bits do not depend on the rows computed with it, so seeded outputs are
-  the same in every engine.
+  draws. A row's last bits can depend on the rows computed with it and on the BLAS threads
+  (about 1e-14 relative, see :func:`..geometry.distance_rows`); a seeded draw changes only when
+  its uniform falls that close to a step of the CDF, so seeded outputs have agreed across
+  engines in every test, but that is not guaranteed.
 
 Example::
 
@@ -76,8 +78,8 @@ class ExpSampler:
         return self.probability_rows([i])[0]
 
     def probability_rows(self, ids) -> np.ndarray:
-        """:meth:`probabilities` of each word of ``ids`` (a block costs about what one row
-        does: the vectors are read once; the rows have the same bits either way)."""
+        """:meth:`probabilities` of each word of ``ids``, as a fresh array (a block costs about
+        what one row does: the vectors are read once; last bits as in distance_rows)."""
         d = self.store.rows(ids)[:, self.first:]
         p = np.zeros((len(d), self.n))
         logw = -self.half_eps * np.minimum(d, self.clip)
