@@ -226,7 +226,11 @@ def resolve_method(mech, prior: Prior, method: str = "auto") -> str:
     return "exact" if method == "exact" or (method == "auto" and closed) else "sampled"
 
 
-def exact_recovery(mech, prior: Prior, *, chunk: int = 32, progress=None) -> tuple[float, float]:
+ROW_BLOCK = 32  # probability rows asked at once (_probability_rows)
+
+
+def exact_recovery(mech, prior: Prior, *, chunk: int = ROW_BLOCK,
+                   progress=None) -> tuple[float, float]:
     """(bayes_recovery, identity_recovery) from the closed-form rows, float64, no sampling."""
     best = np.zeros(mech.vocab_size)
     identity = 0.0
@@ -260,8 +264,8 @@ def draw_outputs(mech, ids: np.ndarray, draws: int, rng: np.random.Generator, *,
     """
     out = np.empty((len(ids), draws), dtype=np.int64)
     if len(ids) and mech.probabilities(int(ids[0])) is not None:
-        for s in range(0, len(ids), 32):
-            for r, p in enumerate(_probability_rows(mech, ids[s:s + 32]), start=s):
+        for s in range(0, len(ids), ROW_BLOCK):
+            for r, p in enumerate(_probability_rows(mech, ids[s:s + ROW_BLOCK]), start=s):
                 cdf = np.cumsum(p)
                 pos = np.searchsorted(cdf, open_uniform(rng, draws) * cdf[-1], side="right")
                 out[r] = np.minimum(pos, len(cdf) - 1)

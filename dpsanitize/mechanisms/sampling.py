@@ -80,13 +80,12 @@ class ExpSampler:
     def probability_rows(self, ids) -> np.ndarray:
         """:meth:`probabilities` of each word of ``ids``, as a fresh array (a block costs about
         what one row does: the vectors are read once; last bits as in distance_rows)."""
-        d = self.store.rows(ids)[:, self.first:]
-        p = np.zeros((len(d), self.n))
-        logw = -self.half_eps * np.minimum(d, self.clip)
-        if self.log_prior is not None:
-            logw = logw + self.log_prior[self.first:]
-        w = np.exp(logw - logw.max(axis=1, keepdims=True))
-        p[:, self.first:] = w / w.sum(axis=1, keepdims=True)
+        w = self._weights(ids)
+        w /= w.sum(axis=1, keepdims=True)
+        if not self.first:
+            return w
+        p = np.zeros((len(w), self.n))
+        p[:, self.first:] = w
         return p
 
     # -- sampling ---------------------------------------------------------------------------
@@ -214,13 +213,18 @@ class ExpSampler:
 
     def _cdf_rows(self, words: np.ndarray) -> np.ndarray:
         """Unnormalised cumulative weights over the allowed columns, one row per word."""
+        w = self._weights(words)
+        return np.cumsum(w, axis=1, out=w)
+
+    def _weights(self, words) -> np.ndarray:
+        """Weights over the allowed columns scaled so each row's largest is 1, one row per
+        word (the rows of :meth:`probability_rows` and of the sampler's CDFs)."""
         d = self.store.rows(words)[:, self.first:]
         logw = -self.half_eps * np.minimum(d, self.clip)
         if self.log_prior is not None:
             logw += self.log_prior[self.first:]
         logw -= logw.max(axis=1, keepdims=True)
-        np.exp(logw, out=logw)
-        return np.cumsum(logw, axis=1, out=logw)
+        return np.exp(logw, out=logw)
 
     def _remember(self, w: int, cdf: np.ndarray, keep: set | None) -> None:
         """Cache a row in place of the least recently used rows outside ``keep`` (None: in
