@@ -19,7 +19,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 
 from .errors import Busy, MissingInputError, OutputError, WriteError
 
@@ -94,16 +93,12 @@ def atomic_output(path: str, *, force: bool = False):
         return
     target = check_output_path(path, force)
     directory = os.path.dirname(target) or "."
+    # Named before it exists, so the cleanup below knows it wherever a signal lands (one that
+    # comes while os.open runs is raised before its result is stored): 64 random bits, so the
+    # name is no other file's.
+    tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.urandom(8).hex()}{TEMP_SUFFIX}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=TEMP_SUFFIX,
-                                   dir=directory)
-    except FileNotFoundError:
-        raise OutputError(f"output folder does not exist: {output_folder(path)}") from None
-    except OSError as exc:
-        raise OutputError(f"cannot create the output in {output_folder(path)} "
-                          f"({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(_create_private(tmp, path), "wb") as f:
             out = _Output(f)
             yield out
             out.flush()
@@ -123,6 +118,19 @@ def atomic_output(path: str, *, force: bool = False):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _create_private(tmp: str, path: str) -> int:
+    """A new file only this user can read (0600), never one that existed before."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(tmp, flags, 0o600)
+    except FileNotFoundError:
+        raise OutputError(f"output folder does not exist: {output_folder(path)}") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create the output in {output_folder(path)} "
+                          f"({exc.strerror})") from None
 
 
 def output_folder(path: str) -> str:

@@ -164,6 +164,24 @@ def test_signal_while_streaming(tmp_path, toy_args, toy_embeddings, toy_cache, s
     assert _wait_for(lambda: not any(os.path.exists(f"/proc/{c}") for c in children), 5)
 
 
+def test_signal_as_the_output_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """A signal that comes while the temporary output is created is raised as os.open returns,
+    before its file descriptor is stored: the cleanup must know the file all the same."""
+    from dpsanitize.io import atomic_output
+
+    real_open = os.open
+
+    def open_then_interrupted(path, flags, mode=0o777, **kwargs):
+        real_open(path, flags, mode, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open", open_then_interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic_output(str(tmp_path / "out.txt")):
+        pass
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
 def test_dead_worker_exit_70_without_output(tmp_path, toy_args, toy_embeddings):
     """A worker killed mid-run (as the OOM killer would): exit 70, no output, no traceback."""
     fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"
