@@ -7,7 +7,7 @@ Example::
     s.sanitize_lines(["The quick brown fox."])
 """
 
-__version__ = "0.5.1"
+__version__ = "0.5.2"
 
 __all__ = ["Sanitizer", "__version__", "batch_function", "sanitize_arrow", "sanitize_frame"]
 

@@ -154,14 +154,13 @@ def _max_distance_by_norms(x: np.ndarray, sq: np.ndarray, max_pairs: int, chunk:
 def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Distances from each word in ``ids`` to every word, float64, shape (len(ids), N).
 
-    Uses |a|^2 - 2ab + |b|^2 in float64 (absolute error ~1e-7 at worst near zero, relative
-    ~1e-15 elsewhere); a word's distance to itself is set to exactly 0. BLAS computes a lone
-    row by another kernel (up to 10,037 of 100,000 entries differed), so a lone row is computed
-    beside a copy of itself. That is not enough to make a row's bits independent of the rows
-    asked with it: with more than one BLAS thread, or rows outside the kernel's full tiles of
-    4, OpenBLAS gives rows of one block other last bits than the same rows alone (measured:
-    2 of 3 and 32 of 33 rows with 2 threads). A fixed summation order would need a non-BLAS
-    kernel (an open item).
+    Uses |a|^2 - 2ab + |b|^2 in float64 (within :func:`row_error_bound` of :func:`dist64`); a
+    word's distance to itself is set to exactly 0. BLAS computes a lone row by another kernel (up
+    to 10,037 of 100,000 entries differed), so a lone row is computed beside a copy of itself.
+    A row's last bits still depend on the BLAS threads and on the rows asked with it (measured:
+    2 of 3 and 32 of 33 rows of a block differed from the same rows alone with 2 threads, by
+    about 1e-14 relative); whoever needs bits that do not, uses :func:`dist64` (the sampler
+    does where a draw could tell the two apart).
     """
     ids = np.asarray(ids)
     if len(ids) == 1:
@@ -174,6 +173,25 @@ def distance_rows(x64: np.ndarray, sq: np.ndarray, ids: np.ndarray) -> np.ndarra
     np.sqrt(d2, out=d2)
     d2[np.arange(len(ids)), ids] = 0.0
     return d2
+
+
+def row_error_bound(dim: int, norm, max_norm: float, d_max: float, d_near):
+    """Bound on |distance_rows - dist64| over the row of a word of norm ``norm``, whose other
+    words are at least ``d_near`` away (a lower bound; 0 if unknown), among vectors of norm at
+    most ``max_norm`` and distances at most ``d_max``. Arrays broadcast (one bound per word).
+
+    |a|^2 - 2ab + |b|^2 is within (dim + 3) u (|a| + |b|)^2 of d^2 in any summation order, fused
+    or not (u the float64 unit roundoff; taken twice here); since |sqrt(x) - sqrt(y)| <=
+    |x - y| / sqrt(x), d is then within that over d_near (or its square root, near 0). dist64
+    adds at most (dim + 5) u d (taken twice). Default 100k words: about 3e-12 for a typical
+    word, against 9e-15 measured.
+    """
+    u = 2.0**-53
+    err2 = 2 * (dim + 4) * u * (np.asarray(norm, dtype=np.float64) + max_norm) ** 2
+    d_near = np.asarray(d_near, dtype=np.float64)
+    near = np.where(d_near > 0, np.minimum(np.sqrt(err2), err2 / np.maximum(d_near, 1e-300)),
+                    np.sqrt(err2))
+    return near + 2 * (dim + 5) * u * d_max
 
 
 def score_error_bound(dim: int, max_norm: float, ynorm: np.ndarray) -> np.ndarray:

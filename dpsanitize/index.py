@@ -213,8 +213,25 @@ class IndexStore:
         return [{"word": self.vocab.words[j], "distance": float(d)} for j, d in zip(ids, dists)]
 
     def rows(self, ids) -> np.ndarray:
-        """Distances from each word of ``ids`` to all of W (float64, one row each)."""
+        """Distances from each word of ``ids`` to all of W (float64, one row each; fast, last
+        bits as BLAS gives them, within :meth:`row_error` of :meth:`reference_rows`)."""
         return geometry.distance_rows(self.x64, self.vocab.sq_norms, np.asarray(ids))
+
+    def reference_rows(self, ids) -> np.ndarray:
+        """:meth:`rows` by the reference metric :func:`geometry.dist64`: tens of times slower,
+        but each entry's bits depend on its two words alone (and on the numpy build)."""
+        return np.stack([geometry.dist64(self.x64, self.x64[i]) for i in np.asarray(ids).tolist()])
+
+    @cached_property
+    def row_error(self) -> np.ndarray:
+        """Per word, the largest gap between an entry of its :meth:`rows` row and of its
+        :meth:`reference_rows` row (:func:`geometry.row_error_bound`; its nearest other word,
+        halved, bounds every other distance from below)."""
+        norms = np.sqrt(self.vocab.sq_norms)
+        near = 0.5 * (self.nbr_dist[:, 0] if self.nbr_dist.shape[1] else np.full(len(norms),
+                                                                                 self.d_min))
+        return geometry.row_error_bound(self.vocab.dim, norms, float(norms.max()),
+                                        self.d_max * (1 + 1e-6), near)
 
     def nearest(self, y: np.ndarray, anchors: np.ndarray, k: int = 1, decoder: str = "exact",
                 search_k: int | None = None, device: str = "cpu"):

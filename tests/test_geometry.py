@@ -86,6 +86,25 @@ def test_distance_rows_match_reference():
     assert rows[0, 0] == 0.0 and rows[1, 7] == 0.0
 
 
+@pytest.mark.parametrize("case", ["spread", "far from the origin", "with duplicates"])
+def test_distance_rows_stay_within_the_bound_of_the_reference_metric(case):
+    """row_error_bound must hold where |a|^2 - 2ab + |b|^2 cancels worst: long vectors close
+    together (and copies of one word, d_min = 0); the sampler's tolerance rests on it."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 16))
+    if case != "spread":
+        x = 1.0 + 1e-3 * x
+    if case == "with duplicates":
+        x[200:] = x[:200]
+    sq = np.einsum("ij,ij->i", x, x)
+    ref = np.stack([geometry.dist64(x, x[i]) for i in range(len(x))])
+    others = np.where(np.eye(len(x), dtype=bool), np.inf, ref)
+    bound = geometry.row_error_bound(x.shape[1], np.sqrt(sq), float(np.sqrt(sq.max())),
+                                     float(ref.max()), others.min(axis=1))
+    gap = np.abs(geometry.distance_rows(x, sq, np.arange(len(x))) - ref).max(axis=1)
+    assert gap.max() > 0 and (gap <= bound).all(), (gap / bound).max()
+
+
 @pytest.mark.parametrize("chunk,threads", [(4096, 1), (16, 2), (7, 1)])
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_brute_force_nearest_exact_with_ties(k, chunk, threads):
@@ -127,3 +146,13 @@ def test_a_lone_row_has_the_bits_of_a_block_of_four_on_one_blas_thread(default_s
         block = default_store.rows(words)
         for j in range(len(words)):
             np.testing.assert_array_equal(default_store.rows(words[j:j + 1])[0], block[j])
+
+
+@pytest.mark.slow
+def test_fast_rows_stay_within_their_bound_on_the_default_embeddings(default_store):
+    """The per-word bound that the sampler's redraws rest on, on the real vectors (rows in a
+    block, as the sampler computes them)."""
+    words = np.array([0, 1, 17, 256, 4_321, 50_000, 99_998, 99_999])
+    gap = np.abs(default_store.rows(words) - default_store.reference_rows(words)).max(axis=1)
+    bound = default_store.row_error[words]
+    assert (gap <= bound).all() and (bound < 1e-10).all(), (gap, bound)

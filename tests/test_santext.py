@@ -142,6 +142,64 @@ def test_words_repeated_in_a_chunk_are_drawn_from_their_rows(stat_store_narrow, 
     np.testing.assert_array_equal(warm.sample(ids, make_rng(4)), cold)
 
 
+class _Uniforms:
+    """An rng whose uniforms are given: draws placed on the steps of a CDF."""
+
+    def __init__(self, u):
+        self.u = np.asarray(u, dtype=np.float64)
+
+    def random(self, shape):
+        assert shape == len(self.u)
+        return self.u.copy()
+
+
+def test_a_draw_near_a_step_is_settled_by_the_reference_row(stat_store_narrow, monkeypatch):
+    """A fast row's last bits depend on BLAS (threads, the rows computed with it): simulated here
+    by moving every distance by half the proven error bound, in turn nearer and farther.
+    Uniforms placed a few ulps either side of each step of the CDF then fall on other words
+    without the guard; with it, every draw is the reference row's inverse CDF, moved or not.
+    Uniforms between the steps need no help."""
+    w, store = 4, stat_store_narrow
+    ref_cdf = np.cumsum(np.exp(-0.5 * store.reference_rows([w])[0]))
+    steps = ref_cdf[:-1] / ref_cdf[-1]
+    between = (np.r_[0.0, steps] + np.r_[steps, 1.0]) / 2
+    u = np.concatenate([steps * (1 - 4e-16), steps, steps * (1 + 4e-16), between])
+    expected = np.minimum(np.searchsorted(ref_cdf, u * ref_cdf[-1], side="right"), 11)
+    real_rows = type(store).rows
+    wobble = 0.5 * (-1.0) ** np.arange(len(store.vocab))  # odd words nearer, even ones farther
+
+    def moved_rows(self, ids):
+        return real_rows(self, ids) + wobble * self.row_error[ids][:, None]
+
+    def draws(moved, guard):
+        sampler = ExpSampler(store, 1.0)
+        if not guard:
+            sampler._near_a_step = lambda w, cdf, t, k: np.zeros(len(t), dtype=bool)
+        if moved:
+            monkeypatch.setattr(type(store), "rows", moved_rows)
+        out = sampler._by_rows(np.full(len(u), w), _Uniforms(u))
+        monkeypatch.setattr(type(store), "rows", real_rows)
+        return out, sampler.reference_rows_used
+
+    assert 0 < store.row_error[w] < 1e-12
+    for moved in (False, True):
+        out, used = draws(moved, guard=True)
+        np.testing.assert_array_equal(out, expected)
+        assert used == 3 * len(steps)  # the reference settles the draws near a step alone
+    assert (draws(True, guard=False)[0] != expected).any()  # without it, the rounding shows
+
+
+def test_draws_from_fast_and_reference_rows_agree(stat_store_narrow):
+    """Sending every draw to the reference row, a seed draws the same words: away from the
+    steps the fast row decides as the reference would."""
+    ids = np.arange(12).repeat(400)
+    fast = ExpSampler(stat_store_narrow, 1.5, max_rounds=0)
+    slow = ExpSampler(stat_store_narrow, 1.5, max_rounds=0)
+    slow._near_a_step = lambda w, cdf, t, k: np.ones(len(t), dtype=bool)
+    np.testing.assert_array_equal(fast.sample(ids, make_rng(2)), slow.sample(ids, make_rng(2)))
+    assert slow.reference_rows_used == len(ids) and fast.reference_rows_used == 0
+
+
 def test_each_word_of_a_mixed_chunk_gets_its_own_draw(stat_store_narrow):
     """At a huge epsilon every word is its own output, so any misplaced draw between the row
     path and the rejection path shows."""

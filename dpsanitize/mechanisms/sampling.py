@@ -17,10 +17,16 @@ served a draw reveals nothing):
   and a draw still rejected after ``max_rounds`` proposals (a loose envelope). Accepted
   proposals follow the target whatever the round they come in, so the mixture stays exact.
   Which path serves a word depends only on the ids it is given, never on the cache or earlier
-  draws. A row's last bits can depend on the rows computed with it and on the BLAS threads
-  (about 1e-14 relative, see :func:`..geometry.distance_rows`); a seeded draw changes only when
-  its uniform falls that close to a step of the CDF, so seeded outputs have agreed across
-  engines in every test, but that is not guaranteed.
+  draws.
+
+Seeded draws do not depend on BLAS: a fast row's last bits depend on the rows computed with it
+and on the BLAS threads (:func:`..geometry.distance_rows`), but a draw whose uniform falls within
+a proven bound of a step of the fast CDF (:meth:`ExpSampler._near_a_step`; 2 to 21 draws in a
+million on the default words) is drawn again, with the same uniform, from the row of the
+reference metric (:func:`..geometry.dist64`, whose bits depend on the two words alone). Every
+row draw is therefore the reference row's inverse CDF at its uniform, and rejection compares
+dist64 distances: one seed gives the same words whatever the cache, the engine or the thread
+count, on one numpy build and CPU.
 
 Example::
 
@@ -31,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -70,6 +77,13 @@ class ExpSampler:
         self._row_block = row_block
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_rows = max(1, cache_bytes // (8 * (self.n - first)))
+        # log weights of a fast row and of its reference row differ by at most this, per word:
+        # 2 half_eps row_error (the row's maximum moves too) plus rounding, exp included
+        spread = self.half_eps * min(store.d_max, clip) + 1.0
+        if self.log_prior is not None:
+            spread -= float(self.log_prior.min())
+        self._log_gap = 2 * self.half_eps * store.row_error + 32 * 2.0**-53 * spread
+        self.reference_rows_used = 0  # draws settled by the reference row (tests, benchmarks)
 
     # -- exact distribution (tests, audits) -------------------------------------------------
 
@@ -193,7 +207,14 @@ class ExpSampler:
 
         def draw(j, cdf):
             pos = order[bounds[j]:bounds[j + 1]]
-            out[pos] = self.first + np.searchsorted(cdf, u[pos] * cdf[-1], side="right")
+            t = u[pos] * cdf[-1]
+            k = np.searchsorted(cdf, t, side="right")
+            unsure = np.flatnonzero(self._near_a_step(words[j], cdf, t, k))
+            if len(unsure):  # where the fast row's rounding could matter, the reference decides
+                ref = self._cdf_of(self.store.reference_rows(uniq[j:j + 1]))[0]
+                k[unsure] = np.searchsorted(ref, u[pos[unsure]] * ref[-1], side="right")
+                self.reference_rows_used += len(unsure)
+            out[pos] = self.first + k
 
         todo, words = [], uniq.tolist()
         keep = set(words) if evict else None
@@ -213,13 +234,38 @@ class ExpSampler:
 
     def _cdf_rows(self, words: np.ndarray) -> np.ndarray:
         """Unnormalised cumulative weights over the allowed columns, one row per word."""
-        w = self._weights(words)
+        return self._cdf_of(self.store.rows(words))
+
+    def _cdf_of(self, rows: np.ndarray) -> np.ndarray:
+        w = self._weights_of(rows)
         return np.cumsum(w, axis=1, out=w)
+
+    def _near_a_step(self, w: int, cdf: np.ndarray, t: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Where ``searchsorted(cdf, t, "right") = k`` could differ for the reference row of
+        ``w``: t within the proven gap of the step below or above it.
+
+        The weights of the two rows differ by a factor within exp(+-log_gap[w]); a partial sum
+        of i of them, summed in the same order, by that plus 2 gamma_i, gamma_i = i u / (1 - i u)
+        (t = u * total: gamma of all m); each bound is taken twice.
+        """
+        u, m = 2.0**-53, len(cdf)
+        eta = math.expm1(self._log_gap[w])
+
+        def gap(i):  # of cdf[i], a partial sum of i + 1 weights
+            return 2 * (eta + 2.02 * u * (i + 1) + 4 * u) * cdf[i]
+
+        t_gap = 2 * (eta + 2.02 * u * m + 6 * u) * t + 4 * m * 2.0**-1022  # subnormal weights
+        below, above = np.maximum(k - 1, 0), np.minimum(k, m - 1)
+        return ((k == m) | ((k > 0) & (t - cdf[below] <= gap(below) + t_gap))
+                | ((k < m) & (cdf[above] - t <= gap(above) + t_gap)))
 
     def _weights(self, words) -> np.ndarray:
         """Weights over the allowed columns scaled so each row's largest is 1, one row per
         word (the rows of :meth:`probability_rows` and of the sampler's CDFs)."""
-        d = self.store.rows(words)[:, self.first:]
+        return self._weights_of(self.store.rows(words))
+
+    def _weights_of(self, rows: np.ndarray) -> np.ndarray:
+        d = rows[:, self.first:]
         logw = -self.half_eps * np.minimum(d, self.clip)
         if self.log_prior is not None:
             logw += self.log_prior[self.first:]
