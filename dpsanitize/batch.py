@@ -273,14 +273,15 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
     the other, in order; with a Dask ``client`` the blocks are tasks on its cluster.
     ``progress(job)`` gives a context manager yielding a callback for the
     job's progress. A file that fails leaves no output (and a "failed" manifest entry); the
-    files finished before it stay. One of several inputs whose SHA-256 changed while it was
-    read fails alone (status CHANGED; :func:`check_none_changed`): the others go on. Returns one
-    dict per job: input, output, status and counts.
+    files finished before it stay. One of several inputs that changed while it was read (its
+    SHA-256 differs after, or a worker found it replaced or cut short) fails alone (status
+    CHANGED; :func:`check_none_changed`): the others go on. Returns one dict per job: input,
+    output, status and counts.
     """
     from .io import atomic_output
     from .formats import format_name
     from .rewrite import Counters
-    from .stream import Block
+    from .stream import Block, ChangedBlock
 
     rows = {job.rel: {"input": job.src, "output": job.dst,
                       "format": format_name(formats[job.rel]),
@@ -303,9 +304,25 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                             epsilon=sanitizer.mechanism.epsilon,
                             seconds=time.perf_counter() - started)
 
+    def leave_unwritten(exc: InputChanged):
+        """The current input changed while it was read: no output for it, the others go on
+        (a single input stops the run at once)."""
+        nonlocal current, stack
+        if len(todo) == 1:
+            raise exc
+        stack, undone = None, stack
+        undone.__exit__(type(exc), exc, exc.__traceback__)  # removes the partial output
+        note(current, "failed", exc.exit_code)
+        rows[current.rel]["status"] = CHANGED
+        current = None  # its remaining blocks and its end pass unread
+
     try:
         with contextlib.closing(results):
             for item in results:
+                if isinstance(item, _Failed):  # reading failed: the inputs after it go unread
+                    raise item.error
+                if current is None and not isinstance(item, _Start):
+                    continue  # the rest of an input left unwritten
                 if isinstance(item, _Start):
                     current, counts, started = item.job, Counters(), time.perf_counter()
                     stack = contextlib.ExitStack()
@@ -321,13 +338,7 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                     try:  # the manifest and the ledger name what was read
                         check_unchanged(current)
                     except InputChanged as exc:
-                        if len(todo) == 1:
-                            raise
-                        stack, undone = None, stack  # the other inputs go on
-                        undone.__exit__(type(exc), exc, exc.__traceback__)  # no output
-                        job, current = current, None
-                        note(job, "failed", exc.exit_code)
-                        rows[job.rel]["status"] = CHANGED
+                        leave_unwritten(exc)
                         continue
                     if ledger is not None and current.dst != "-":  # before the output exists
                         ledger.record(current.src, current.sha256, sanitizer.mechanism)
@@ -337,8 +348,8 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                     note(current, "done", 0)
                     rows[current.rel].update(status="sanitized", counts=asdict(counts))
                     current = None
-                elif isinstance(item, _Failed):
-                    raise item.error
+                elif isinstance(item, ChangedBlock):  # a worker found the file cut short
+                    leave_unwritten(item.error())
                 else:
                     data, block_counts = item
                     out.write(data)

@@ -27,8 +27,8 @@ import numpy as np
 from .errors import PrivacyWarning
 from .rewrite import Counters, Rewriter, count_lines
 from .engines.tasks import BlockTask, RewriterSpec
-from .stream import (BLOCK_BYTES, DEFAULT_MAX_LINE_BYTES, Block, BlockRewriter, FileSpan,
-                     LocalTask, read_chunks)
+from .stream import (BLOCK_BYTES, DEFAULT_MAX_LINE_BYTES, Block, BlockRewriter, ChangedBlock,
+                     FileSpan, LocalTask, read_chunks)
 
 __all__ = ["Sanitizer", "Counters", "Block", "FileSpan", "read_chunks", "BLOCK_BYTES",
            "DEFAULT_MAX_LINE_BYTES"]
@@ -178,7 +178,10 @@ class Sanitizer:
         results = self.process(blocks, encoding, workers)
         total = Counters()
         with contextlib.closing(results):  # stops the workers if writing fails
-            for data, counts in results:
+            for result in results:
+                if isinstance(result, ChangedBlock):
+                    raise result.error()
+                data, counts = result
                 dst.write(data)
                 total.add(counts)
                 if progress is not None:

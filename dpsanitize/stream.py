@@ -135,6 +135,18 @@ class BlockRewriter:
 
 
 @dataclass(frozen=True)
+class ChangedBlock:
+    """What a block becomes when its file was replaced or cut short before it was read (by a
+    worker, from its :class:`FileSpan`): a result, not an exception, so that the engine goes on
+    and the caller decides whether that input fails alone or the run stops."""
+
+    message: str
+
+    def error(self) -> InputChanged:
+        return InputChanged(self.message)
+
+
+@dataclass(frozen=True)
 class LocalTask:
     """The function an engine maps over blocks, on this process's own block rewriter."""
 
@@ -142,8 +154,11 @@ class LocalTask:
     encoding: str
 
     def __call__(self, block: Block):
-        return self.rewriter.sanitize_chunk(block.index, block.first_line, block.data,
-                                            self.encoding, block.fmt)
+        try:
+            return self.rewriter.sanitize_chunk(block.index, block.first_line, block.data,
+                                                self.encoding, block.fmt)
+        except InputChanged as exc:
+            return ChangedBlock(str(exc))
 
 
 def read_chunks(src, max_line_bytes: int, block: int = BLOCK_BYTES):

@@ -191,6 +191,43 @@ def test_a_batch_goes_on_past_an_input_that_changes_and_exits_75_at_the_end(
     assert (clean / "a.txt").exists()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_batch_goes_on_past_an_input_cut_short_before_its_blocks_are_read(
+        runner, toy_embeddings, toy_cache, tmp_path, monkeypatch, workers):
+    """Cut short once its blocks are handed out: worker processes read the spans past the new
+    end and find it (one process has read them already, and the SHA-256 differs after). Either
+    way that input alone is left unwritten and the run exits 75 at the end."""
+    from dpsanitize.pipeline import Sanitizer
+
+    logs, clean = tmp_path / "logs", tmp_path / "clean"
+    logs.mkdir()
+    for name, lines in (("a.txt", 50), ("b.txt", 150_000), ("c.txt", 50)):  # b: 6 blocks
+        (logs / name).write_text("wa wb wc\n" * lines)
+    real = Sanitizer.blocks
+
+    def blocks_then_cut(self, src, **kwargs):
+        handed_out = list(real(self, src, **kwargs))
+        if src.name.endswith("b.txt"):
+            os.truncate(src.name, os.path.getsize(src.name) // 2)
+        yield from handed_out
+
+    args = ["run", "--mech", "gumbel", "--eps", "400", "--manifest", str(tmp_path / "m.jsonl"),
+            *_toy(toy_embeddings, toy_cache), "--workers", workers, "--output-dir", str(clean),
+            "-r", str(logs)]
+    with monkeypatch.context() as patch:
+        patch.setattr(Sanitizer, "blocks", blocks_then_cut)
+        cut = run_cli(runner, args)
+    assert cut.exit_code == 75, cut.stderr
+    assert f"1 input changed while being sanitized and was not written (the others were): " \
+           f"{logs / 'b.txt'}; run again" in cut.stderr
+    assert sorted(p.name for p in clean.iterdir()) == ["a.txt", "c.txt"]
+    entries = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [(os.path.basename(e["input"]), e["status"], e["exit"]) for e in entries] == [
+        ("a.txt", "done", 0), ("b.txt", "failed", 75), ("c.txt", "done", 0)]
+    again = run_cli(runner, args)
+    assert again.exit_code == 0 and "1 of 3 files sanitized (2 skipped)" in again.stderr
+
+
 def test_a_release_to_stdout_is_recorded_before_its_first_byte(runner, toy_embeddings,
                                                               toy_cache, tmp_path, monkeypatch):
     """stdout cannot be taken back: the release is recorded when the input starts, so even a
