@@ -217,10 +217,16 @@ class IndexStore:
         bits as BLAS gives them, within :meth:`row_error` of :meth:`reference_rows`)."""
         return geometry.distance_rows(self.x64, self.vocab.sq_norms, np.asarray(ids))
 
-    def reference_rows(self, ids) -> np.ndarray:
-        """:meth:`rows` by the reference metric :func:`geometry.dist64`: tens of times slower,
-        but each entry's bits depend on its two words alone (and on the numpy build)."""
-        return np.stack([geometry.dist64(self.x64, self.x64[i]) for i in np.asarray(ids).tolist()])
+    def reference_rows(self, ids, chunk: int = 16384) -> np.ndarray:
+        """:meth:`rows` by the reference metric :func:`geometry.dist64`, ``chunk`` words at a
+        time (bounded temporaries): tens of times slower, but each entry's bits depend on its two
+        words alone (and on the numpy build and CPU)."""
+        ids = np.asarray(ids).tolist()
+        out = np.empty((len(ids), len(self.x64)))
+        for s in range(0, len(self.x64), chunk):
+            for r, i in enumerate(ids):
+                out[r, s:s + chunk] = geometry.dist64(self.x64[s:s + chunk], self.x64[i])
+        return out
 
     @cached_property
     def row_error(self) -> np.ndarray:

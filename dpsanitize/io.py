@@ -115,7 +115,7 @@ def atomic_output(path: str, *, force: bool = False):
             raise OutputError(f"cannot move the output into place ({exc.strerror})") from None
         _fsync_dir(directory)
     except BaseException:  # includes KeyboardInterrupt and SystemExit from signals
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # never created, or a read-only file system (EROFS)
             os.unlink(tmp)
         raise
 

@@ -182,6 +182,24 @@ def test_signal_as_the_output_is_created_leaves_nothing(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_read_only_file_system_is_exit_73_for_every_output(tmp_path, monkeypatch):
+    """On a read-only mount the cleanup's unlink of the never-created temporary file fails too
+    (EROFS before the name is looked up); the error must stay the OutputError (73)."""
+    import errno
+
+    from dpsanitize.errors import OutputError
+    from dpsanitize.io import atomic_output
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "open", read_only)
+    monkeypatch.setattr(os, "unlink", read_only)
+    with pytest.raises(OutputError, match="Read-only file system"):
+        with atomic_output(str(tmp_path / "report.json")):
+            pass
+
+
 def test_dead_worker_exit_70_without_output(tmp_path, toy_args, toy_embeddings):
     """A worker killed mid-run (as the OOM killer would): exit 70, no output, no traceback."""
     fifo, dst = tmp_path / "in.fifo", tmp_path / "out.txt"

@@ -153,40 +153,56 @@ class _Uniforms:
         return self.u.copy()
 
 
-def test_a_draw_near_a_step_is_settled_by_the_reference_row(stat_store_narrow, monkeypatch):
+@pytest.fixture(scope="module")
+def far_store(toy_dir, toy_cache):
+    """The 12 statistical words moved far from the origin, where |a|^2 - 2ab + |b|^2 cancels:
+    the proven row error (about 1e-5) dwarfs the rounding of the weights and sums."""
+    from conftest import STAT_COORDS, toy_words, write_glove
+    from dpsanitize.index import open_index
+
+    path = write_glove(toy_dir / "far.txt", toy_words(len(STAT_COORDS)), STAT_COORDS + 3e4)
+    return open_index(path, vocab_size=0, cache_dir=toy_cache)
+
+
+@pytest.mark.parametrize("where", ["near the origin", "far from it"])
+def test_a_draw_near_a_step_is_settled_by_the_reference_row(stat_store_narrow, far_store,
+                                                             monkeypatch, where):
     """A fast row's last bits depend on BLAS (threads, the rows computed with it): simulated here
-    by moving every distance by half the proven error bound, in turn nearer and farther.
-    Uniforms placed a few ulps either side of each step of the CDF then fall on other words
-    without the guard; with it, every draw is the reference row's inverse CDF, moved or not.
-    Uniforms between the steps need no help."""
-    w, store = 4, stat_store_narrow
-    ref_cdf = np.cumsum(np.exp(-0.5 * store.reference_rows([w])[0]))
+    by moving the distances by 0.9 of the proven error bound, the words before a step nearer and
+    those after it farther, which moves that step up. Uniforms placed from 1e-15 to 1e-6 (relative)
+    above each step then fall on the word before it without the guard; with it, every draw is the
+    reference row's inverse CDF. Far from the origin the bound is what the guard must cover
+    (rounding alone would not); uniforms between the steps need no help."""
+    store, w, eps = (stat_store_narrow, 4, 1.0) if where == "near the origin" else \
+        (far_store, 4, 3.0)
+    n = len(store.vocab)
+    ref_cdf = ExpSampler(store, eps)._cdf_of(store.reference_rows([w]))[0]
     steps = ref_cdf[:-1] / ref_cdf[-1]
     between = (np.r_[0.0, steps] + np.r_[steps, 1.0]) / 2
-    u = np.concatenate([steps * (1 - 4e-16), steps, steps * (1 + 4e-16), between])
-    expected = np.minimum(np.searchsorted(ref_cdf, u * ref_cdf[-1], side="right"), 11)
+    above = np.array([1e-15, 1e-13, 1e-11, 1e-9, 1e-7, 1e-6])
     real_rows = type(store).rows
-    wobble = 0.5 * (-1.0) ** np.arange(len(store.vocab))  # odd words nearer, even ones farther
+    assert 0 < store.row_error[w] < (1e-12 if where == "near the origin" else 1e-4)
 
-    def moved_rows(self, ids):
-        return real_rows(self, ids) + wobble * self.row_error[ids][:, None]
-
-    def draws(moved, guard):
-        sampler = ExpSampler(store, 1.0)
+    def draws(u, moved_at, guard):
+        sampler = ExpSampler(store, eps)
         if not guard:
             sampler._near_a_step = lambda w, cdf, t, k: np.zeros(len(t), dtype=bool)
-        if moved:
-            monkeypatch.setattr(type(store), "rows", moved_rows)
+        sign = np.where(np.arange(n) < moved_at, -0.9, 0.9)
+        monkeypatch.setattr(type(store), "rows", lambda self, ids: real_rows(self, ids)
+                            + sign * self.row_error[ids][:, None])
         out = sampler._by_rows(np.full(len(u), w), _Uniforms(u))
         monkeypatch.setattr(type(store), "rows", real_rows)
         return out, sampler.reference_rows_used
 
-    assert 0 < store.row_error[w] < 1e-12
-    for moved in (False, True):
-        out, used = draws(moved, guard=True)
+    unguarded_misses = 0
+    for k, step in enumerate(steps, start=1):
+        u = np.r_[step * (1 + above), between]
+        expected = np.minimum(np.searchsorted(ref_cdf, u * ref_cdf[-1], side="right"), n - 1)
+        out, used = draws(u, k, guard=True)
         np.testing.assert_array_equal(out, expected)
-        assert used == 3 * len(steps)  # the reference settles the draws near a step alone
-    assert (draws(True, guard=False)[0] != expected).any()  # without it, the rounding shows
+        assert used <= len(above) + 1  # the draws between the steps are left alone
+        unguarded_misses += (draws(u, k, guard=False)[0] != expected).sum()
+    assert unguarded_misses >= len(steps)  # without it, the moved rows show
 
 
 def test_draws_from_fast_and_reference_rows_agree(stat_store_narrow):

@@ -26,7 +26,7 @@ million on the default words) is drawn again, with the same uniform, from the ro
 reference metric (:func:`..geometry.dist64`, whose bits depend on the two words alone). Every
 row draw is therefore the reference row's inverse CDF at its uniform, and rejection compares
 dist64 distances: one seed gives the same words whatever the cache, the engine or the thread
-count, on one numpy build and CPU.
+count, on one numpy build and CPU (given the same prior: density's is cached once per index).
 
 Example::
 
@@ -249,7 +249,7 @@ class ExpSampler:
         (t = u * total: gamma of all m); each bound is taken twice.
         """
         u, m = 2.0**-53, len(cdf)
-        eta = math.expm1(self._log_gap[w])
+        eta = math.expm1(min(self._log_gap[w], 50.0))  # beyond: every draw is near a step
 
         def gap(i):  # of cdf[i], a partial sum of i + 1 weights
             return 2 * (eta + 2.02 * u * (i + 1) + 4 * u) * cdf[i]
