@@ -310,11 +310,11 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
         nonlocal current, stack
         if len(todo) == 1:
             raise exc
-        stack, undone = None, stack
-        undone.__exit__(type(exc), exc, exc.__traceback__)  # removes the partial output
-        note(current, "failed", exc.exit_code)
-        rows[current.rel]["status"] = CHANGED
-        current = None  # its remaining blocks and its end pass unread
+        stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the partial output
+        stack = None  # only now: an interrupt in there leaves the rest to the handler below
+        job, current = current, None  # its remaining blocks and its end pass unread
+        note(job, "failed", exc.exit_code)
+        rows[job.rel]["status"] = CHANGED
 
     try:
         with contextlib.closing(results):
@@ -349,7 +349,7 @@ def sanitize_jobs(sanitizer, jobs, *, formats: dict, decisions: dict, force: boo
                     rows[current.rel].update(status="sanitized", counts=asdict(counts))
                     current = None
                 elif isinstance(item, ChangedBlock):  # a worker found the file cut short
-                    leave_unwritten(item.error())
+                    leave_unwritten(InputChanged(f"{current.src}: {item.message}"))
                 else:
                     data, block_counts = item
                     out.write(data)

@@ -97,6 +97,7 @@ def atomic_output(path: str, *, force: bool = False):
     # comes while os.open runs is raised before its result is stored): 64 random bits, so the
     # name is no other file's.
     tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.urandom(8).hex()}{TEMP_SUFFIX}")
+    _UNFINISHED.add(tmp)
     try:
         with os.fdopen(_create_private(tmp, path), "wb") as f:
             out = _Output(f)
@@ -113,11 +114,25 @@ def atomic_output(path: str, *, force: bool = False):
             raise OutputError(f"output appeared while running: {path}; not replaced") from None
         except OSError as exc:
             raise OutputError(f"cannot move the output into place ({exc.strerror})") from None
+        _UNFINISHED.discard(tmp)
         _fsync_dir(directory)
     except BaseException:  # includes KeyboardInterrupt and SystemExit from signals
         with contextlib.suppress(OSError):  # never created, or a read-only file system (EROFS)
             os.unlink(tmp)
+        _UNFINISHED.discard(tmp)
         raise
+
+
+_UNFINISHED: set[str] = set()  # temporary outputs of this process not yet published or removed
+
+
+def remove_unfinished() -> None:
+    """Remove the temporary outputs whose own cleanup an interrupt cut short (a signal that
+    lands inside a cleanup ends it early); the command line calls this last."""
+    for tmp in list(_UNFINISHED):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        _UNFINISHED.discard(tmp)
 
 
 def _create_private(tmp: str, path: str) -> int:

@@ -207,9 +207,10 @@ class Sanitizer:
             yield Block(index, first_line, chunk, fmt)
 
     def process(self, items, encoding: str, workers: int = 1, client=None):
-        """``(bytes, Counters)`` for each :class:`Block` of ``items``, in order, on ``workers``
-        processes (or as tasks on a Dask ``client``'s cluster); any other item (a marker between
-        files) is passed through in its place."""
+        """``(bytes, Counters)`` for each :class:`Block` of ``items`` (a :class:`ChangedBlock`
+        for one whose file changed before it was read), in order, on ``workers`` processes (or
+        as tasks on a Dask ``client``'s cluster); any other item (a marker between files) is
+        passed through in its place."""
         if client is not None:
             from .engines import dask
 

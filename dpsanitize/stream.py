@@ -45,7 +45,8 @@ class FileSpan:
     holds instead of the bytes themselves (the worker reads them: no input text through pipes).
 
     ``identity`` is the file's (st_dev, st_ino) when the main process read it: a file replaced
-    or cut short in between is an error, never a block of other text.
+    or cut short in between is an error (a file rewritten in place, same size, is not: only a
+    SHA-256 taken before the run, with --manifest or --ledger, catches that).
     """
 
     path: str

@@ -191,12 +191,13 @@ def test_a_batch_goes_on_past_an_input_that_changes_and_exits_75_at_the_end(
     assert (clean / "a.txt").exists()
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers,manifest", [("1", True), ("2", True), ("2", False)])
 def test_a_batch_goes_on_past_an_input_cut_short_before_its_blocks_are_read(
-        runner, toy_embeddings, toy_cache, tmp_path, monkeypatch, workers):
+        runner, toy_embeddings, toy_cache, tmp_path, monkeypatch, workers, manifest):
     """Cut short once its blocks are handed out: worker processes read the spans past the new
-    end and find it (one process has read them already, and the SHA-256 differs after). Either
-    way that input alone is left unwritten and the run exits 75 at the end."""
+    end and find it, manifest or not (one process has read them already; with a manifest the
+    SHA-256 differs after). Either way that input alone is left unwritten and the run exits 75
+    at the end."""
     from dpsanitize.pipeline import Sanitizer
 
     logs, clean = tmp_path / "logs", tmp_path / "clean"
@@ -211,9 +212,10 @@ def test_a_batch_goes_on_past_an_input_cut_short_before_its_blocks_are_read(
             os.truncate(src.name, os.path.getsize(src.name) // 2)
         yield from handed_out
 
-    args = ["run", "--mech", "gumbel", "--eps", "400", "--manifest", str(tmp_path / "m.jsonl"),
-            *_toy(toy_embeddings, toy_cache), "--workers", workers, "--output-dir", str(clean),
-            "-r", str(logs)]
+    args = ["run", "--mech", "gumbel", "--eps", "400", *_toy(toy_embeddings, toy_cache),
+            "--workers", workers, "--output-dir", str(clean), "-r", str(logs)]
+    if manifest:
+        args += ["--manifest", str(tmp_path / "m.jsonl")]
     with monkeypatch.context() as patch:
         patch.setattr(Sanitizer, "blocks", blocks_then_cut)
         cut = run_cli(runner, args)
@@ -221,6 +223,8 @@ def test_a_batch_goes_on_past_an_input_cut_short_before_its_blocks_are_read(
     assert f"1 input changed while being sanitized and was not written (the others were): " \
            f"{logs / 'b.txt'}; run again" in cut.stderr
     assert sorted(p.name for p in clean.iterdir()) == ["a.txt", "c.txt"]
+    if not manifest:
+        return
     entries = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [(os.path.basename(e["input"]), e["status"], e["exit"]) for e in entries] == [
         ("a.txt", "done", 0), ("b.txt", "failed", 75), ("c.txt", "done", 0)]

@@ -182,6 +182,30 @@ def test_signal_as_the_output_is_created_leaves_nothing(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_cleanup_cut_short_by_the_signal_is_finished_by_the_command_line(tmp_path,
+                                                                            monkeypatch, capsys):
+    """The one signal the command line acts on can land inside a cleanup and end it before the
+    temporary output is removed; the output stays listed, and main's last act removes it."""
+    from dpsanitize import io
+    from dpsanitize.cli import main
+
+    real_unlink = os.unlink
+
+    def interrupted(path, *args, **kwargs):
+        if str(path).endswith(io.TEMP_SUFFIX):
+            raise KeyboardInterrupt
+        return real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "unlink", interrupted)
+        with pytest.raises(KeyboardInterrupt), io.atomic_output(str(tmp_path / "out.txt")):
+            raise ValueError("the run failed")
+    assert len(os.listdir(tmp_path)) == 1  # the cleanup was cut short
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's handlers
+    main(["--version"])
+    assert os.listdir(tmp_path) == [] and not io._UNFINISHED
+
+
 def test_a_read_only_file_system_is_exit_73_for_every_output(tmp_path, monkeypatch):
     """On a read-only mount the cleanup's unlink of the never-created temporary file fails too
     (EROFS before the name is looked up); the error must stay the OutputError (73)."""

@@ -19,6 +19,7 @@ import sys
 import click
 
 from ..errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED
+from ..io import remove_unfinished
 from . import analysis, info  # noqa: F401  (they register their commands)
 from .group import _silence_stdout, cli, exit_status
 from .run import run  # noqa: F401
@@ -53,6 +54,8 @@ def main(argv=None) -> None:
         raise
     except BaseException as exc:  # noqa: BLE001 - never a traceback: it could quote input text
         sys.exit(_interrupted(exc) or exit_status(exc))
+    finally:  # after the one signal we act on, the rest are ignored: this runs to its end
+        remove_unfinished()
     _flush_stdout()
     if isinstance(code, int) and code:
         sys.exit(code)
