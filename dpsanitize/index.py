@@ -153,7 +153,7 @@ class IndexStore:
             if str(arrays.pop(_SOURCE)) == source and valid(arrays):
                 return arrays
         arrays = compute()
-        with contextlib.suppress(OSError):
+        try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
             try:
@@ -163,6 +163,10 @@ class IndexStore:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+        except OSError as exc:  # the run goes on; only the sharing of these bits is lost
+            log.warning("could not cache %s beside the index (%s): every process computes it "
+                        "again, and worker processes may then not write the bytes one process "
+                        "writes", name, exc.strerror or exc)
         return arrays
 
     def verify(self) -> None:

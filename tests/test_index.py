@@ -240,3 +240,19 @@ def test_derived_arrays_carry_what_they_were_computed_from(toy_store):
     assert toy_store.derived(name, compute)["x"].tolist() == [0, 1, 2] and len(calls) == 2
     np.savez(path, x=np.arange(5))  # written before hashes existed
     assert toy_store.derived(name, compute)["x"].tolist() == [0, 1, 2] and len(calls) == 3
+
+
+def test_a_derived_array_that_cannot_be_cached_is_said(toy_store, monkeypatch, caplog):
+    """Recomputed per process, a derived array (custext's groups, density's prior) can differ in
+    its last bits between processes; the run goes on, and says so."""
+    import tempfile
+
+    def unwritable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", unwritable)
+    with caplog.at_level("WARNING", logger="dpsanitize"):
+        out = toy_store.derived("test-derived-unwritable", lambda: {"x": np.arange(2)})
+    assert out["x"].tolist() == [0, 1]
+    assert "could not cache test-derived-unwritable beside the index (Permission denied)" \
+        in caplog.text
