@@ -24,7 +24,7 @@ from itertools import chain, islice
 
 import numpy as np
 
-from .errors import PrivacyWarning
+from .errors import InputChanged, PrivacyWarning
 from .rewrite import Counters, Rewriter, count_lines
 from .engines.tasks import BlockTask, RewriterSpec
 from .stream import (BLOCK_BYTES, DEFAULT_MAX_LINE_BYTES, Block, BlockRewriter, ChangedBlock,
@@ -180,7 +180,7 @@ class Sanitizer:
         with contextlib.closing(results):  # stops the workers if writing fails
             for result in results:
                 if isinstance(result, ChangedBlock):
-                    raise result.error()
+                    raise InputChanged(result.message)
                 data, counts = result
                 dst.write(data)
                 total.add(counts)

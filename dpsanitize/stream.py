@@ -141,10 +141,7 @@ class ChangedBlock:
     worker, from its :class:`FileSpan`): a result, not an exception, so that the engine goes on
     and the caller decides whether that input fails alone or the run stops."""
 
-    message: str
-
-    def error(self) -> InputChanged:
-        return InputChanged(self.message)
+    message: str  # no input text: the fixed words of the InputChanged it stands for
 
 
 @dataclass(frozen=True)
